@@ -1,0 +1,80 @@
+"""The registry of the seven SWE tools and the one way to call them.
+
+`call_tool` never raises for anything the model did: malformed JSON, an
+unknown tool, bad arguments, a refused path or a tool that crashes all become
+an output text that tells the model what went wrong, so every function_call
+gets exactly one output and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from coder.tools import (
+    edit_file,
+    glob_files,
+    list_dir,
+    read_file,
+    run_command,
+    search_file,
+    write_file,
+)
+from coder.tools.base import Tool, ToolContext, ToolError, truncate_middle
+from sandbox.paths import PathDenied
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        read_file.TOOL,
+        write_file.TOOL,
+        edit_file.TOOL,
+        search_file.TOOL,
+        list_dir.TOOL,
+        run_command.TOOL,
+        glob_files.TOOL,
+    )
+}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    output: str
+    ok: bool
+
+
+def schemas(names: list[str] | None = None) -> list[dict[str, Any]]:
+    return [t.schema() for n, t in TOOLS.items() if names is None or n in names]
+
+
+def parse_arguments(raw: str) -> Any:
+    """Decode a call's arguments; an empty string means no arguments."""
+    if raw is None or not str(raw).strip():
+        return {}
+    return json.loads(raw)
+
+
+def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
+    tool = TOOLS.get(name)
+    if tool is None:
+        known = ", ".join(TOOLS)
+        return ToolResult(f"Error: unknown tool {name!r}. Available tools: {known}.", False)
+    try:
+        args = tool.validate_args(parse_arguments(raw_arguments))
+    except json.JSONDecodeError as e:
+        return ToolResult(
+            f"Error: the arguments for {name} are not valid JSON ({e.msg} at position {e.pos}). "
+            "Send a JSON object matching the tool's schema.",
+            False,
+        )
+    except ToolError as e:
+        return ToolResult(f"Error: {name}: {e}", False)
+    try:
+        output = tool.run(ctx, args)
+        ok = True
+    except (ToolError, PathDenied) as e:
+        output, ok = f"Error: {e}", False
+    except Exception as e:  # a tool bug must not end the run or orphan the call
+        output, ok = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}", False
+    return ToolResult(truncate_middle(output), ok)

@@ -1,0 +1,92 @@
+"""Sandbox policy as data: what the model's actions may read, write and reach.
+
+The policy is decided once per session and handed to the file tools and the
+command runner; nothing else in `coder` makes path or process decisions.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Mode(str, Enum):
+    READ_ONLY = "read-only"
+    WORKSPACE_WRITE = "workspace-write"
+    FULL_ACCESS = "full-access"
+
+    @classmethod
+    def parse(cls, value: str) -> "Mode":
+        for mode in cls:
+            if mode.value == value:
+                return mode
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown sandbox mode {value!r} (choose one of: {choices})")
+
+
+# Names that stay read-only wherever they appear inside a writable root:
+# version-control internals (hooks run code) and coder's own project config.
+PROTECTED_NAMES: tuple[str, ...] = (".git", ".hg", ".svn", ".coder")
+
+
+def default_deny_read(home: Path) -> tuple[Path, ...]:
+    """Credential stores the model has no business reading."""
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    return (
+        home / ".ssh",
+        home / ".aws",
+        home / ".gnupg",
+        home / ".netrc",
+        config_home / "gcloud",
+        config_home / "coder",
+    )
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: Mode
+    workspace: Path
+    writable_roots: tuple[Path, ...]
+    deny_read: tuple[Path, ...] = ()
+    protected_names: tuple[str, ...] = PROTECTED_NAMES
+    network: bool = False
+    temp_dir: Path | None = None
+    limits: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_workspace(
+        cls,
+        workspace: Path,
+        mode: Mode = Mode.WORKSPACE_WRITE,
+        *,
+        network: bool = False,
+        temp_dir: Path | None = None,
+        deny_read: tuple[Path, ...] | None = None,
+    ) -> "Policy":
+        workspace = Path(os.path.realpath(workspace))
+        roots: tuple[Path, ...] = ()
+        if mode is Mode.WORKSPACE_WRITE:
+            roots = (workspace,) + ((Path(os.path.realpath(temp_dir)),) if temp_dir else ())
+        if deny_read is None:
+            deny_read = default_deny_read(Path.home())
+        real_deny = tuple(Path(os.path.realpath(p)) for p in deny_read)
+        return cls(
+            mode=mode,
+            workspace=workspace,
+            writable_roots=roots,
+            deny_read=real_deny,
+            network=network or mode is Mode.FULL_ACCESS,
+            temp_dir=temp_dir,
+        )
+
+    @property
+    def can_write_anywhere(self) -> bool:
+        return self.mode is Mode.FULL_ACCESS
+
+
+def make_private_temp_dir() -> Path:
+    """A per-session scratch directory, the only writable place outside the workspace."""
+    return Path(tempfile.mkdtemp(prefix="coder-tmp-"))
