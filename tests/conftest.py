@@ -1,16 +1,29 @@
-"""Fixtures shared by every test: a real workspace on disk and a tool context over it."""
+"""Fixtures shared by every test: a real workspace, a tool context, the scripted endpoint.
+
+Every request body a test causes is validated at teardown against the Open
+Responses `CreateResponseBody` schema, so no test can send an invalid request
+without failing.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from tests.scripted_server import ScriptedServer
 
 from coder.tools.base import ToolContext
 from sandbox.env import scrub
 from sandbox.policy import Mode, Policy
 
-import os
+import os  # noqa: E402
 
 
 @pytest.fixture
@@ -46,3 +59,57 @@ def ctx(workspace: Path, tmp_path: Path, secret_dir: Path) -> ToolContext:
 @pytest.fixture
 def ro_ctx(workspace: Path, tmp_path: Path, secret_dir: Path) -> ToolContext:
     return make_ctx(workspace, tmp_path, Mode.READ_ONLY, deny=(secret_dir,))
+
+
+SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "openresponses-openapi.json"
+FALLBACK_SPEC = Path(__file__).resolve().parent / "data" / "openresponses-openapi.json"
+API_KEY = "sk-test-DO-NOT-LEAK-1234567890"
+
+
+def _spec() -> dict[str, Any]:
+    path = SPEC if SPEC.exists() else FALLBACK_SPEC
+    return json.loads(path.read_text())
+
+
+_SPEC = _spec()
+_REGISTRY = Registry().with_resource("spec", DRAFT202012.create_resource(_SPEC))
+CREATE_BODY_VALIDATOR = jsonschema.Draft202012Validator(
+    {"$ref": "spec#/components/schemas/CreateResponseBody"}, registry=_REGISTRY
+)
+
+
+def schema_errors(body: dict[str, Any]) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in CREATE_BODY_VALIDATOR.iter_errors(body)]
+
+
+def assert_valid_history(items: list[dict[str, Any]]) -> None:
+    """Every function_call answered exactly once, outputs after their calls, no user message in between."""
+    open_calls: set[str] = set()
+    answered: set[str] = set()
+    for item in items:
+        kind = item.get("type")
+        if kind == "function_call":
+            open_calls.add(item["call_id"])
+        elif kind == "function_call_output":
+            assert item["call_id"] in open_calls, f"output before/without its call: {item['call_id']}"
+            assert item["call_id"] not in answered, f"two outputs for {item['call_id']}"
+            open_calls.discard(item["call_id"])
+            answered.add(item["call_id"])
+        elif kind == "message" and item.get("role") == "user":
+            assert not open_calls, f"user message between a call and its output: {open_calls}"
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
+    for i, body in enumerate(srv.bodies):
+        errors = schema_errors(body)
+        assert not errors, f"request {i} does not validate against CreateResponseBody: {errors[:5]}"
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    return API_KEY

@@ -1,0 +1,159 @@
+"""Settings, layered: defaults < environment < user config < project config < flags.
+
+User config: `$XDG_CONFIG_HOME/coder/config.toml` (`~/.config/coder/config.toml`).
+Project config: `.coder/config.toml` in the workspace. Every mistake in a file
+is a `ConfigError` with one line naming the file and the setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "gpt-5.3-codex"
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+SUMMARIES = ("auto", "concise", "detailed", "none")
+SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
+
+
+class ConfigError(Exception):
+    """A configuration mistake: reported in one line, never as a traceback."""
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None  # None: "auto" for reasoning models, else not sent
+    store: bool = False  # False = Zero Data Retention (store=false + encrypted reasoning)
+    timeout: float = 600.0
+    max_retries: int = 5
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    max_turns: int = 100
+    sandbox: str = "workspace-write"
+    network: bool = False
+    command_timeout: float = 120.0
+    background: bool = False
+
+    @property
+    def zdr(self) -> bool:
+        """Codex models always run under Zero Data Retention, whatever the settings say."""
+        return "codex" in self.model.lower() or not self.store
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise ConfigError(
+                f"{self.api_key_env} is not set: export {self.api_key_env}=<your API key> "
+                "(and OPENAI_BASE_URL=<url> for another Responses-compatible endpoint)"
+            )
+        return key
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        return _validated(replace(self, **{k: v for k, v in overrides.items() if v is not None}), "flags")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "base_url": (str,),
+    "api_key_env": (str,),
+    "reasoning_effort": (str,),
+    "reasoning_summary": (str,),
+    "store": (bool,),
+    "timeout": (int, float),
+    "max_retries": (int,),
+    "extra_headers": (dict,),
+    "extra_body": (dict,),
+    "tool_choice": (str,),
+    "parallel_tool_calls": (bool,),
+    "max_turns": (int,),
+    "sandbox": (str,),
+    "network": (bool,),
+    "command_timeout": (int, float),
+    "background": (bool,),
+}
+assert set(_TYPES) == {f.name for f in fields(Config)}
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "coder" / "config.toml"
+
+
+def project_config_path(workspace: Path) -> Path:
+    return workspace / ".coder" / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _check_values(data: dict[str, Any], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _TYPES:
+            hint = difflib.get_close_matches(key, list(_TYPES), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{source}: unknown setting {key!r}{suggestion}")
+        kinds = _TYPES[key]
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join("number" if k is float else k.__name__ for k in kinds)
+            raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
+        if key == "extra_headers":
+            value = {str(k): str(v) for k, v in value.items()}
+        out[key] = value
+    return out
+
+
+def _validated(cfg: Config, source: str) -> Config:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+
+    if cfg.reasoning_effort is not None and cfg.reasoning_effort not in EFFORTS:
+        raise bad(f"reasoning_effort must be one of {', '.join(EFFORTS)}, got {cfg.reasoning_effort!r}")
+    if cfg.reasoning_summary is not None and cfg.reasoning_summary not in SUMMARIES:
+        raise bad(f"reasoning_summary must be one of {', '.join(SUMMARIES)}, got {cfg.reasoning_summary!r}")
+    if cfg.sandbox not in SANDBOX_MODES:
+        raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
+    if cfg.max_turns < 1:
+        raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")
+    if cfg.timeout <= 0 or cfg.command_timeout <= 0:
+        raise bad("timeouts must be positive")
+    if not cfg.model.strip():
+        raise bad("model must not be empty")
+    return cfg
+
+
+def load_config(workspace: Path, **flags: Any) -> tuple[Config, list[str]]:
+    """The effective settings for a workspace, and notices worth showing the user."""
+    notices: list[str] = []
+    layers: dict[str, Any] = {}
+    if os.environ.get("OPENAI_BASE_URL"):
+        layers["base_url"] = os.environ["OPENAI_BASE_URL"]
+    if os.environ.get("CODER_MODEL"):
+        layers["model"] = os.environ["CODER_MODEL"]
+    for path in (user_config_path(), project_config_path(workspace)):
+        data = _check_values(_read_toml(path), str(path))
+        if path.parent.name == ".coder" and "base_url" in data:
+            # A cloned repository choosing where the API key goes deserves a visible line.
+            notices.append(f"{path} sets base_url = {data['base_url']}")
+        layers.update(data)
+    cfg = _validated(Config(**layers), "configuration")
+    return cfg.with_overrides(**flags), notices

@@ -1,0 +1,142 @@
+"""The typed events the agent core emits; front ends render them, the core never prints.
+
+Every event has a stable `type` string and `to_dict()`, which is exactly what
+`coder exec --json` writes, one per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_response(cls, usage: dict[str, Any] | None) -> "Usage":
+        u = usage or {}
+        return cls(
+            input_tokens=int(u.get("input_tokens") or 0),
+            cached_tokens=int((u.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+            output_tokens=int(u.get("output_tokens") or 0),
+            reasoning_tokens=int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+            total_tokens=int(u.get("total_tokens") or 0),
+        )
+
+    def add(self, other: "Usage") -> None:
+        self.input_tokens += other.input_tokens
+        self.cached_tokens += other.cached_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.total_tokens += other.total_tokens
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass
+class RunStarted(Event):
+    type: ClassVar[str] = "run.started"
+    model: str
+    workspace: str
+    sandbox: dict[str, Any]
+    store: bool
+
+
+@dataclass
+class RequestStarted(Event):
+    """One model request; `turn` counts requests in this run (the max-turns guard)."""
+
+    type: ClassVar[str] = "request.started"
+    turn: int
+
+
+@dataclass
+class TextDelta(Event):
+    type: ClassVar[str] = "text.delta"
+    text: str
+
+
+@dataclass
+class ReasoningDelta(Event):
+    type: ClassVar[str] = "reasoning.delta"
+    text: str
+
+
+@dataclass
+class MessageDone(Event):
+    """A whole assistant message (commentary between tool calls, or the final answer)."""
+
+    type: ClassVar[str] = "message.done"
+    text: str
+
+
+@dataclass
+class ToolCallStarted(Event):
+    type: ClassVar[str] = "tool.started"
+    call_id: str
+    name: str
+    arguments: str
+    summary: str  # the key argument: a path, a pattern, a command
+
+
+@dataclass
+class ToolCallFinished(Event):
+    type: ClassVar[str] = "tool.finished"
+    call_id: str
+    name: str
+    ok: bool
+    output: str
+    duration: float
+
+
+@dataclass
+class FollowUpDelivered(Event):
+    type: ClassVar[str] = "followup.delivered"
+    text: str
+
+
+@dataclass
+class UsageReport(Event):
+    type: ClassVar[str] = "usage"
+    request: Usage
+    total: Usage
+
+
+@dataclass
+class Retrying(Event):
+    type: ClassVar[str] = "retrying"
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass
+class Error(Event):
+    type: ClassVar[str] = "error"
+    message: str
+
+
+@dataclass
+class TurnDone(Event):
+    """The run is over. status: completed, failed, incomplete, max_turns, interrupted."""
+
+    type: ClassVar[str] = "turn.done"
+    status: str
+    final_text: str
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"

@@ -1,0 +1,155 @@
+"""`coder exec`: run one task to completion without asking anything.
+
+The final answer goes to stdout; progress goes to stderr (rich, only when
+stderr is a terminal); `--json` replaces both with one JSON event per line on
+stdout. Exit codes: 0 done, 1 failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from coder.events import (
+    Error,
+    Event,
+    MessageDone,
+    Retrying,
+    RunStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnDone,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _preload_openai() -> None:
+    """Import the client on a side thread while the main thread sets up (start-up latency)."""
+
+    def load() -> None:
+        try:
+            import openai  # noqa: F401
+        except Exception:
+            pass
+
+    threading.Thread(target=load, daemon=True).start()
+
+
+def json_renderer(out: TextIO) -> Callable[[Event], None]:
+    def render(event: Event) -> None:
+        out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        out.flush()
+
+    return render
+
+
+def progress_renderer(err: TextIO) -> Callable[[Event], None]:
+    """Compact progress lines for a person watching stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(file=err, highlight=False)
+
+    def render(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            sb = event.sandbox
+            console.print(f"[dim]coder · {escape(event.model)} · sandbox {sb['mode']} · {escape(event.workspace)}[/]")
+        elif isinstance(event, ToolCallStarted):
+            console.print(f"[cyan]→ {event.name}[/] {escape(event.summary[:120])}")
+        elif isinstance(event, ToolCallFinished):
+            first = event.output.splitlines()[0] if event.output else ""
+            mark = "[green]✓[/]" if event.ok else "[red]✗[/]"
+            console.print(f"  {mark} [dim]{escape(first[:160])} ({event.duration:.2f}s)[/]")
+        elif isinstance(event, MessageDone):
+            console.print(f"[dim]{escape(event.text)}[/]")
+        elif isinstance(event, Retrying):
+            console.print(f"[yellow]retry {event.attempt} in {event.delay:.1f}s: {escape(event.reason)}[/]")
+        elif isinstance(event, Error):
+            console.print(f"[red]error: {escape(event.message)}[/]")
+        elif isinstance(event, TurnDone):
+            u = event.usage
+            console.print(
+                f"[dim]{event.status} · tokens in {u.input_tokens} (cached {u.cached_tokens}) · "
+                f"out {u.output_tokens} (reasoning {u.reasoning_tokens})[/]"
+            )
+
+    return render
+
+
+def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
+    """Non-terminal stderr: only what went wrong, one line each."""
+
+    def render(event: Event) -> None:
+        if isinstance(event, Error):
+            err.write(f"coder: error: {event.message}\n")
+            err.flush()
+
+    return render
+
+
+def run_exec(args: Any) -> int:
+    from coder.config import ConfigError, load_config
+
+    _preload_openai()
+    workspace = Path(args.cd).expanduser() if args.cd else Path.cwd()
+    if not workspace.is_dir():
+        raise ConfigError(f"-C {args.cd}: not a directory")
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt or not prompt.strip():
+        raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
+    config, notices = load_config(
+        workspace.resolve(),
+        model=args.model,
+        sandbox=args.sandbox,
+        max_turns=args.max_turns,
+        base_url=args.base_url,
+        tool_choice=args.tool_choice,
+        reasoning_effort=args.reasoning_effort,
+        background=True if args.background else None,
+        network=True if args.network else None,
+    )
+    config.api_key()  # fail now, in one line, rather than at the first request
+
+    from coder.agent import Agent
+
+    if args.json:
+        render = json_renderer(sys.stdout)
+    elif sys.stderr.isatty():
+        render = progress_renderer(sys.stderr)
+    else:
+        render = quiet_renderer(sys.stderr)
+    for notice in notices:
+        sys.stderr.write(f"coder: note: {notice}\n")
+
+    agent = Agent(config, workspace)
+    done: TurnDone | None = None
+    events = agent.run(prompt)
+    try:
+        render(agent.started_event())
+        for event in events:
+            render(event)
+            if isinstance(event, TurnDone):
+                done = event
+    except KeyboardInterrupt:
+        events.close()  # answers open calls and kills running commands
+        render(Error("interrupted"))
+        return EXIT_INTERRUPTED
+    finally:
+        agent.close()
+    assert done is not None
+    if args.output:
+        try:
+            Path(args.output).write_text(done.final_text + ("\n" if done.final_text else ""), encoding="utf-8")
+        except OSError as e:
+            sys.stderr.write(f"coder: error: cannot write {args.output}: {e.strerror}\n")
+            return EXIT_FAILED
+    if not args.json and done.final_text:
+        sys.stdout.write(done.final_text.rstrip("\n") + "\n")
+        sys.stdout.flush()
+    if done.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if done.ok else EXIT_FAILED

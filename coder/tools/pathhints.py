@@ -1,0 +1,51 @@
+"""Helpful errors for paths that do not exist: a typo should cost one retry, not a search."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from sandbox.paths import display
+from sandbox.policy import Policy
+
+MAX_NAMES = 10_000  # names scanned in the parent directory
+MAX_SUGGESTIONS = 5
+
+
+def _nearest_existing(real: Path) -> tuple[Path, str] | None:
+    """The deepest existing directory above `real` and the path component just below it."""
+    child = real
+    for parent in real.parents:
+        if parent.is_dir():
+            return parent, child.name
+        child = parent
+    return None
+
+
+def suggestions(real: Path) -> list[Path]:
+    """Existing paths whose names are close to the first missing component of `real`."""
+    found = _nearest_existing(real)
+    if found is None:
+        return []
+    parent, wanted = found
+    names: dict[str, str] = {}
+    try:
+        with os.scandir(parent) as it:
+            for i, entry in enumerate(it):
+                if i >= MAX_NAMES:
+                    break
+                names.setdefault(entry.name.lower(), entry.name)
+    except OSError:
+        return []
+    close = difflib.get_close_matches(wanted.lower(), list(names), n=MAX_SUGGESTIONS, cutoff=0.6)
+    return [parent / names[c] for c in close]
+
+
+def missing_path_message(policy: Policy, path_str: str, real: Path) -> str:
+    """`No such file or directory: X`, plus up to five near names that do exist."""
+    msg = f"No such file or directory: {display(policy, real)}"
+    near = suggestions(real)
+    if near:
+        msg += "\nDid you mean: " + ", ".join(display(policy, p) for p in near) + "?"
+    return msg

@@ -1,0 +1,203 @@
+"""Run one shell command with bounded output and a process group we always kill.
+
+The command gets its own session (so it has no controlling terminal and one
+`killpg` reaches everything it started), stdin closed, and exactly the
+environment given. Output is read by a thread into a head buffer and a rolling
+tail, so a command printing gigabytes costs a fixed amount of memory. When the
+shell ends, times out or is cancelled, its whole process group is killed; a
+grandchild that escaped the group and keeps the pipe open only delays `run` by
+a short drain deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DRAIN_SECONDS = 0.5
+_POLL_MAX = 0.05
+_READ_SIZE = 65536
+_LINE_CUT_WINDOW = 2000  # how far we look for a line boundary when trimming
+
+
+@dataclass
+class CommandResult:
+    exit_code: int | None  # None if killed (timeout/cancel)
+    output: str  # stdout+stderr interleaved, decoded, bounded
+    duration: float  # wall seconds
+    timed_out: bool
+    cancelled: bool
+    omitted_bytes: int  # bytes dropped from the middle
+
+
+class _Capture:
+    """Keeps the first `head_bytes` and the last `tail_bytes` of a stream."""
+
+    def __init__(self, head_bytes: int, tail_bytes: int) -> None:
+        self.head_bytes = max(0, head_bytes)
+        self.tail_bytes = max(0, tail_bytes)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.lock = threading.Lock()
+
+    def add(self, chunk: bytes) -> None:
+        with self.lock:
+            self.total += len(chunk)
+            room = self.head_bytes - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk and self.tail_bytes:
+                self.tail += chunk
+                if len(self.tail) > 2 * self.tail_bytes:  # trim rarely: amortised O(1)
+                    del self.tail[: -self.tail_bytes]
+
+    def text(self) -> tuple[str, int]:
+        with self.lock:
+            head = bytes(self.head)
+            tail = bytes(self.tail[-self.tail_bytes :]) if self.tail_bytes else b""
+            omitted = self.total - len(head) - len(tail)
+        if omitted <= 0:
+            return (head + tail).decode("utf-8", errors="replace"), 0
+        # Cut on line boundaries when one is near, so no half lines around the note.
+        cut = head.rfind(b"\n", max(0, len(head) - _LINE_CUT_WINDOW))
+        if cut != -1:
+            omitted += len(head) - (cut + 1)
+            head = head[: cut + 1]
+        cut = tail.find(b"\n", 0, _LINE_CUT_WINDOW)
+        if cut != -1:
+            omitted += cut + 1
+            tail = tail[cut + 1 :]
+        sep = b"" if not head or head.endswith(b"\n") else b"\n"
+        note = f"{sep.decode()}[... {omitted} bytes omitted ...]\n"
+        return head.decode("utf-8", errors="replace") + note + tail.decode("utf-8", errors="replace"), omitted
+
+
+def _pump(fd: int, capture: _Capture, stop: threading.Event) -> None:
+    """Read until EOF, or until `stop` is set (the pipe may never reach EOF)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while not stop.is_set():
+            if not sel.select(timeout=0.05):
+                continue
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except OSError:
+                return
+            if not chunk:
+                return
+            capture.add(chunk)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """Whether the shell has exited, without reaping it.
+
+    Leaving the zombie in place keeps its pid (= the group id) reserved, so
+    the `killpg` that follows cannot hit a recycled group.
+    """
+    if not hasattr(os, "waitid"):
+        return proc.poll() is not None
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # already reaped
+        return True
+    return info is not None
+
+
+def _shell() -> str:
+    return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+
+
+def run(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    cancel: threading.Event | None = None,
+    head_bytes: int = 16_000,
+    tail_bytes: int = 16_000,
+) -> CommandResult:
+    """Run `command` in a shell; never leaves a process of its group behind."""
+    start = time.monotonic()
+    if cancel is not None and cancel.is_set():
+        return CommandResult(None, "", 0.0, False, True, 0)
+
+    proc = subprocess.Popen(
+        [_shell(), "-c", command],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        close_fds=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    capture = _Capture(head_bytes, tail_bytes)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_pump, args=(proc.stdout.fileno(), capture, stop), name="coder-cmd-reader", daemon=True
+    )
+    reader.start()
+
+    timed_out = cancelled = False
+    deadline = start + timeout
+    try:
+        delay = 0.001
+        while not _exited(proc):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            pause = min(delay, remaining)
+            if cancel is not None:
+                cancel.wait(pause)
+            else:
+                time.sleep(pause)
+            delay = min(delay * 2, _POLL_MAX)
+    finally:
+        # Runs on normal exit, timeout, cancel and KeyboardInterrupt alike:
+        # background children of the command die with the group.
+        _kill_group(proc.pid)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        reader.join(DRAIN_SECONDS)
+        stop.set()
+        reader.join(1.0)
+        proc.stdout.close()
+
+    output, omitted = capture.text()
+    code = proc.returncode
+    if timed_out or cancelled:
+        code = None
+    elif code is not None and code < 0:  # killed by a signal: report it the way a shell does
+        code = 128 - code
+    return CommandResult(
+        exit_code=code,
+        output=output,
+        duration=time.monotonic() - start,
+        timed_out=timed_out,
+        cancelled=cancelled,
+        omitted_bytes=omitted,
+    )

@@ -1,0 +1,300 @@
+"""A scripted Responses endpoint: a real HTTP server on 127.0.0.1 for the tests.
+
+It speaks the wire format (JSON bodies and semantic SSE streams with chunked
+transfer encoding), plays scripted model turns in order, and records every
+request so tests can assert on exactly what the agent sent. Faults are part of
+the script: HTTP errors with Retry-After, streams that stop early or break off,
+`error` events, failed and incomplete responses, and background responses
+that need polling.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+_ids = itertools.count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{next(_ids):06d}"
+
+
+def message(text: str, phase: str | None = None) -> dict[str, Any]:
+    item = {
+        "id": _id("msg"),
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+    if phase:
+        item["phase"] = phase
+    return item
+
+
+def call(name: str, args: dict[str, Any] | str, call_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": _id("fc"),
+        "type": "function_call",
+        "status": "completed",
+        "call_id": call_id or _id("call"),
+        "name": name,
+        "arguments": args if isinstance(args, str) else json.dumps(args),
+    }
+
+
+def reasoning(summary: str = "", encrypted: str | None = None) -> dict[str, Any]:
+    return {
+        "id": _id("rs"),
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": summary}] if summary else [],
+        "encrypted_content": encrypted if encrypted is not None else f"gAAAA{_id('enc')}==",
+    }
+
+
+@dataclass
+class Reply:
+    """One scripted model turn, or one fault."""
+
+    output: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "completed"  # or incomplete / failed
+    usage: dict[str, Any] | None = None
+    http_status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error: dict[str, Any] | None = None  # body of an HTTP error, or the failed response's error
+    cut_after: int | None = None  # send this many events, then drop the connection
+    end_early: int | None = None  # send this many events, then end the stream cleanly
+    stream_error: dict[str, Any] | None = None  # an `error` event instead of completion
+    delay: float = 0.0  # before answering
+    event_delay: float = 0.0  # between events
+    polls: int = 2  # background: retrieves answered in_progress before the final state
+
+
+def usage(inp: int = 100, out: int = 20, cached: int = 0, reasoning_tokens: int = 0) -> dict[str, Any]:
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": inp + out,
+    }
+
+
+def _response(reply: Reply, body: dict[str, Any], rid: str, status: str, output: list) -> dict[str, Any]:
+    resp = {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": body.get("model"),
+        "output": output,
+        "usage": reply.usage or usage(),
+        "error": None,
+        "incomplete_details": None,
+        "store": body.get("store", True),
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+    }
+    if status == "failed":
+        resp["error"] = reply.error or {"code": "server_error", "message": "the model failed"}
+    if status == "incomplete":
+        resp["incomplete_details"] = {"reason": "max_output_tokens"}
+    return resp
+
+
+def _chunks(text: str, size: int = 7) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def sse_events(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
+    rid = _id("resp")
+    events: list[dict[str, Any]] = []
+
+    def emit(kind: str, **data: Any) -> None:
+        events.append({"type": kind, "sequence_number": len(events), **data})
+
+    emit("response.created", response=_response(reply, body, rid, "in_progress", []))
+    emit("response.in_progress", response=_response(reply, body, rid, "in_progress", []))
+    for idx, item in enumerate(reply.output):
+        kind = item["type"]
+        added = copy.deepcopy(item)
+        if kind == "message":
+            added.update(status="in_progress", content=[])
+        elif kind == "function_call":
+            added.update(status="in_progress", arguments="")
+        elif kind == "reasoning":
+            added["summary"] = []
+        emit("response.output_item.added", output_index=idx, item=added)
+        if kind == "message":
+            for ci, part in enumerate(item["content"]):
+                empty = {**part, "text": ""}
+                emit("response.content_part.added", item_id=item["id"], output_index=idx, content_index=ci, part=empty)
+                for piece in _chunks(part["text"]):
+                    emit("response.output_text.delta", item_id=item["id"], output_index=idx,
+                         content_index=ci, delta=piece, logprobs=[])
+                emit("response.output_text.done", item_id=item["id"], output_index=idx, content_index=ci,
+                     text=part["text"], logprobs=[])
+                emit("response.content_part.done", item_id=item["id"], output_index=idx, content_index=ci, part=part)
+        elif kind == "function_call":
+            for piece in _chunks(item["arguments"], 16):
+                emit("response.function_call_arguments.delta", item_id=item["id"], output_index=idx, delta=piece)
+            emit("response.function_call_arguments.done", item_id=item["id"], output_index=idx,
+                 arguments=item["arguments"])
+        elif kind == "reasoning":
+            for si, part in enumerate(item.get("summary", [])):
+                emit("response.reasoning_summary_part.added", item_id=item["id"], output_index=idx,
+                     summary_index=si, part={"type": "summary_text", "text": ""})
+                for piece in _chunks(part["text"]):
+                    emit("response.reasoning_summary_text.delta", item_id=item["id"], output_index=idx,
+                         summary_index=si, delta=piece)
+                emit("response.reasoning_summary_text.done", item_id=item["id"], output_index=idx,
+                     summary_index=si, text=part["text"])
+                emit("response.reasoning_summary_part.done", item_id=item["id"], output_index=idx,
+                     summary_index=si, part=part)
+        emit("response.output_item.done", output_index=idx, item=item)
+    if reply.stream_error:
+        emit("error", **reply.stream_error)
+    else:
+        final = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+        output = [] if reply.status == "failed" else reply.output
+        emit(final[reply.status], response=_response(reply, body, rid, reply.status, output))
+    return events
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-stream (interrupts, scripted cut-offs) are expected here
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.script: list[Reply | Callable[[dict[str, Any]], Reply]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.background: dict[str, dict[str, Any]] = {}
+        self.cancelled: list[str] = []
+        self._lock = threading.Lock()
+        self.httpd = _Server(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def add(self, *replies: Reply | Callable[[dict[str, Any]], Reply]) -> None:
+        with self._lock:
+            self.script.extend(replies)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/responses"]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _next(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if not self.script:
+                return Reply(http_status=500, error={"error": {"message": "script exhausted", "type": "test"}})
+            step = self.script.pop(0)
+        return step(body) if callable(step) else step
+
+    def _handler(server_self) -> type[BaseHTTPRequestHandler]:  # noqa: N805
+        srv = server_self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _record(self, body: Any) -> None:
+                with srv._lock:
+                    srv.requests.append(
+                        {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                    )
+
+            def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # retrieve
+                self._record(None)
+                rid = self.path.rsplit("/", 1)[-1]
+                state = srv.background.get(rid)
+                if state is None:
+                    return self._json(404, {"error": {"message": f"no response {rid}"}})
+                if state["status"] != "cancelled":
+                    state["polls"] -= 1
+                    if state["polls"] < 0:
+                        state["status"] = state["reply"].status
+                resp = _response(state["reply"], state["body"], rid, state["status"],
+                                 state["reply"].output if state["status"] == "completed" else [])
+                self._json(200, resp)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                body = json.loads(raw) if raw else None
+                self._record(body)
+                if self.path.endswith("/cancel"):
+                    rid = self.path.split("/")[-2]
+                    srv.cancelled.append(rid)
+                    if rid in srv.background:
+                        srv.background[rid]["status"] = "cancelled"
+                    return self._json(200, {"id": rid, "object": "response", "status": "cancelled"})
+                reply = srv._next(body)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.http_status != 200:
+                    return self._json(reply.http_status, reply.error or {"error": {"message": "scripted"}},
+                                      reply.headers)
+                if body.get("background"):
+                    rid = _id("resp")
+                    srv.background[rid] = {"reply": reply, "body": body, "polls": reply.polls, "status": "queued"}
+                    return self._json(200, _response(reply, body, rid, "queued", []))
+                if not body.get("stream"):
+                    return self._json(200, _response(reply, body, _id("resp"), reply.status, reply.output))
+                self._stream(reply, body)
+
+            def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                for n, event in enumerate(sse_events(reply, body)):
+                    if reply.cut_after is not None and n >= reply.cut_after:
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if reply.end_early is not None and n >= reply.end_early:
+                        break
+                    data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                    if reply.event_delay:
+                        time.sleep(reply.event_delay)
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+        return Handler

@@ -1,0 +1,178 @@
+"""The installed `coder` program, run by its path the way people run it.
+
+The environment's bin/ is not on PATH (as with pipx), so anything coder needs
+from its own dependencies (the rg binary) must come from the installation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY
+from tests.scripted_server import Reply, call, message
+
+CODER = Path(sys.executable).parent / "coder"
+
+
+@pytest.fixture
+def env(tmp_path: Path, server) -> dict[str, str]:
+    if not CODER.exists():
+        pytest.fail(f"coder is not installed next to {sys.executable}: run pip install '.[test]' first")
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": server.base_url,
+        "LANG": "C.UTF-8",
+    }
+
+
+def coder(*args: str, env: dict[str, str], cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CODER), *args], env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version_is_fast_to_answer_and_needs_nothing(workspace: Path):
+    r = subprocess.run([str(CODER), "--version"], capture_output=True, text=True, env={"PATH": "/usr/bin"})
+    assert r.returncode == 0 and r.stdout.strip() == "coder 0.1.0"
+
+
+def test_missing_key_is_one_clear_line(server, env, workspace: Path):
+    del env["OPENAI_API_KEY"]
+    r = coder("exec", "hello", env=env, cwd=workspace)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "OPENAI_API_KEY is not set" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert server.requests == []
+
+
+def test_exec_does_real_work_and_prints_the_answer(server, env, workspace: Path):
+    (workspace / "app.py").write_text("x = 1\n# TODO: fix\n")
+    s = call("search_file", {"pattern": "TODO", "path": None, "glob": None, "case_insensitive": None,
+                             "context_lines": None})
+    e = call("edit_file", {"path": "app.py", "old_string": "x = 1", "new_string": "x = 2", "replace_all": None})
+    server.add(Reply([s, e]), Reply([message("Fixed: x is now 2.")]))
+    r = coder("exec", "fix app.py", env=env, cwd=workspace)
+
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Fixed: x is now 2.\n"
+    assert r.stderr == ""  # stderr is not a terminal: quiet
+    assert (workspace / "app.py").read_text() == "x = 2\n# TODO: fix\n"
+    outs = [i["output"] for i in server.bodies[1]["input"] if i["type"] == "function_call_output"]
+    assert "app.py:2:# TODO: fix" in outs[0]  # rg found from the installation, not PATH
+
+
+def test_exec_json_stdin_prompt_and_output_file(server, env, workspace: Path, tmp_path: Path):
+    (workspace / "f.txt").write_text("hello\n")
+    server.add(Reply([call("read_file", {"path": "f.txt"})]), Reply([message("It says hello.")]))
+    answer = tmp_path / "answer.txt"
+    r = coder("exec", "--json", "-o", str(answer), "-", env=env, cwd=workspace, input="what is in f.txt?")
+
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "run.started" and types[-1] == "turn.done"
+    assert events[0]["sandbox"]["mode"] == "workspace-write" and "backend" in events[0]["sandbox"]
+    assert {"tool.started", "tool.finished", "usage", "message.done"} <= set(types)
+    assert events[-1]["status"] == "completed" and events[-1]["final_text"] == "It says hello."
+    assert answer.read_text() == "It says hello.\n"
+    assert server.bodies[0]["input"][0]["content"][0]["text"] == "what is in f.txt?"
+
+
+def test_api_error_exits_1_with_one_line(server, env, workspace: Path):
+    server.add(Reply(http_status=401, error={"error": {"message": "Incorrect API key provided"}}))
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 1
+    assert r.stderr == "coder: error: HTTP 401: Incorrect API key provided\n"
+    assert r.stdout == ""
+
+
+def test_max_turns_exits_1(server, env, workspace: Path):
+    (workspace / "f.txt").write_text("x\n")
+    server.add(Reply([call("read_file", {"path": "f.txt"})]))
+    r = coder("exec", "--max-turns", "1", "loop", env=env, cwd=workspace)
+    assert r.returncode == 1 and "max_turns" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["exec", "--sandbox", "nope", "x"], "invalid choice"),
+        (["exec", ""], "the prompt is empty"),
+        (["exec", "-C", "/does/not/exist", "x"], "not a directory"),
+        (["exec", "--tool-choice", "rm_rf", "x"], "tool_choice must be"),
+    ],
+)
+def test_usage_errors_exit_2(server, env, workspace: Path, args, expect):
+    r = coder(*args, env=env, cwd=workspace)
+    assert r.returncode == 2 and expect in r.stderr and "Traceback" not in r.stderr
+    assert server.requests == []
+
+
+def test_config_mistakes_are_one_line(server, env, workspace: Path):
+    cfg = workspace / ".coder" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text("modle = 'x'\n")
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 2
+    assert r.stderr == f"coder: error: {cfg}: unknown setting 'modle' (did you mean 'model'?)\n"
+    cfg.write_text("model = \n")
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 2 and "invalid TOML" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_config_layers_user_project_flags(server, env, workspace: Path):
+    user = Path(env["XDG_CONFIG_HOME"]) / "coder" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(
+        'model = "user-model"\nreasoning_effort = "low"\n'
+        '[extra_headers]\nX-Project-ID = "p-123"\n[extra_body]\nservice_tier = "flex"\n'
+    )
+    (workspace / ".coder").mkdir()
+    (workspace / ".coder" / "config.toml").write_text('model = "project-model"\nstore = true\n')
+    server.add(Reply([message("a")]), Reply([message("b")]))
+    assert coder("exec", "hi", env=env, cwd=workspace).returncode == 0
+    assert coder("exec", "-m", "flag-model", "hi", env=env, cwd=workspace).returncode == 0
+    first, second = server.bodies
+    assert first["model"] == "project-model" and second["model"] == "flag-model"
+    assert first["reasoning"] == {"effort": "low"} and first["service_tier"] == "flex"
+    assert first["store"] is True and "include" not in first
+    assert server.requests[0]["headers"]["x-project-id"] == "p-123"
+
+
+def test_project_config_changing_base_url_is_announced(server, env, workspace: Path):
+    (workspace / ".coder").mkdir()
+    (workspace / ".coder" / "config.toml").write_text(f'base_url = "{server.base_url}"\n')
+    server.add(Reply([message("a")]))
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 0 and "sets base_url" in r.stderr
+
+
+def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: Path):
+    c = call("run_command", {"command": "echo $$ > pid.txt; sleep 60", "timeout_seconds": None, "workdir": None})
+    server.add(Reply([c]))
+    proc = subprocess.Popen([str(CODER), "exec", "--json", "slow"], env=env, cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = workspace / "pid.txt"
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert not Path(f"/proc/{child}").exists()
+    assert "Traceback" not in err
+    assert json.loads(out.splitlines()[-1])["type"] in ("turn.done", "error")
