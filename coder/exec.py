@@ -17,6 +17,7 @@ from coder.events import (
     Error,
     Event,
     MessageDone,
+    ReasoningDelta,
     Retrying,
     RunStarted,
     ToolCallFinished,
@@ -48,24 +49,41 @@ def json_renderer(out: TextIO) -> Callable[[Event], None]:
 
 
 def progress_renderer(err: TextIO) -> Callable[[Event], None]:
-    """Compact progress lines for a person watching stderr."""
+    """Compact progress lines for a person watching stderr.
+
+    An assistant message is held back until a tool call shows it was commentary:
+    the final answer goes to stdout, so printing it here too would show it twice.
+    """
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(file=err, highlight=False)
+    pending: dict[str, str] = {"message": "", "reasoning": ""}
+
+    def flush_reasoning() -> None:
+        if pending["reasoning"].strip():
+            console.print(f"[dim italic]{escape(pending['reasoning'].strip())}[/]")
+        pending["reasoning"] = ""
 
     def render(event: Event) -> None:
+        if isinstance(event, ReasoningDelta):
+            pending["reasoning"] += event.text
+            return
+        flush_reasoning()
         if isinstance(event, RunStarted):
             sb = event.sandbox
             console.print(f"[dim]coder · {escape(event.model)} · sandbox {sb['mode']} · {escape(event.workspace)}[/]")
+        elif isinstance(event, MessageDone):
+            pending["message"] = event.text
         elif isinstance(event, ToolCallStarted):
+            if pending["message"]:
+                console.print(escape(pending["message"]))
+                pending["message"] = ""
             console.print(f"[cyan]→ {event.name}[/] {escape(event.summary[:120])}")
         elif isinstance(event, ToolCallFinished):
             first = event.output.splitlines()[0] if event.output else ""
             mark = "[green]✓[/]" if event.ok else "[red]✗[/]"
             console.print(f"  {mark} [dim]{escape(first[:160])} ({event.duration:.2f}s)[/]")
-        elif isinstance(event, MessageDone):
-            console.print(f"[dim]{escape(event.text)}[/]")
         elif isinstance(event, Retrying):
             console.print(f"[yellow]retry {event.attempt} in {event.delay:.1f}s: {escape(event.reason)}[/]")
         elif isinstance(event, Error):

@@ -176,3 +176,33 @@ def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: 
     assert not Path(f"/proc/{child}").exists()
     assert "Traceback" not in err
     assert json.loads(out.splitlines()[-1])["type"] in ("turn.done", "error")
+
+
+def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server, env, workspace: Path):
+    import pty
+
+    (workspace / "f.txt").write_text("hello\n")
+    server.add(
+        Reply([message("Reading it first."), call("read_file", {"path": "f.txt"})]),
+        Reply([message("The file says hello.")]),
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin, stdout and stderr are the terminal
+        os.chdir(workspace)
+        os.execve(str(CODER), [str(CODER), "exec", "read f.txt"], {**env, "TERM": "xterm"})
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "→ read_file" in screen and "f.txt" in screen
+    assert "Reading it first." in screen
+    assert screen.count("The file says hello.") == 1
+    assert "completed · tokens in" in screen

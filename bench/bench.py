@@ -1,0 +1,155 @@
+"""Start-up and per-turn figures for coder, against the scripted endpoint on 127.0.0.1.
+
+Run with the Python of an environment where coder is installed:
+    .venv/bin/python bench/bench.py [--turns 200] [--runs 10]
+
+Prints:
+- `coder --version` wall time (median of runs);
+- `coder exec` time from process start to its first request reaching the endpoint;
+- a long scripted session run in-process (the endpoint in another process): total
+  wall time, the client's own CPU time per turn (building, serializing, parsing the
+  stream, running the tool), early vs late turns to show it does not grow faster
+  than the history, and what the openai client's request transform would have cost
+  on the final history had we passed `input` through it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CODER = Path(sys.executable).parent / "coder"
+
+SERVER_CODE = r"""
+import json, sys, time
+from tests.scripted_server import Reply, ScriptedServer, call, message, reasoning
+turns = int(sys.argv[1])
+srv = ScriptedServer()
+blob = "gAAAA" + "x" * 2000
+for i in range(turns - 1):
+    srv.add(Reply([reasoning("thinking about step %d" % i, encrypted=blob + str(i)),
+                   message("Step %d: reading the file." % i),
+                   call("read_file", {"path": "data.txt", "offset": None, "limit": None})]))
+srv.add(Reply([message("All done.")]))
+print(srv.base_url, flush=True)
+stamps = []
+def watch():
+    seen = 0
+    while True:
+        time.sleep(0.002)
+        if len(srv.requests) > seen:
+            seen = len(srv.requests)
+            print("REQ", time.time(), flush=True)
+import threading; threading.Thread(target=watch, daemon=True).start()
+sys.stdin.read()
+"""
+
+
+def start_server(turns: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER_CODE, str(turns)], cwd=ROOT, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+def median_ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+
+
+def bench_version(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([str(CODER), "--version"], capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_exec_to_endpoint(runs: int, workspace: Path) -> list[float]:
+    times = []
+    for _ in range(runs):
+        proc, url = start_server(1)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "OPENAI_API_KEY": "sk-bench",
+               "OPENAI_BASE_URL": url}
+        t0 = time.time()
+        subprocess.run([str(CODER), "exec", "hi"], env=env, cwd=workspace, capture_output=True, check=True)
+        line = proc.stdout.readline()
+        proc.stdin.close()
+        proc.wait()
+        times.append(float(line.split()[1]) - t0)
+    return times
+
+
+def bench_session(turns: int, workspace: Path) -> None:
+    from coder.agent import Agent
+    from coder.config import Config
+
+    (workspace / "data.txt").write_text("".join(f"line {i}: some file content here\n" for i in range(60)))
+    proc, url = start_server(turns)
+    os.environ["OPENAI_API_KEY"] = "sk-bench"
+    agent = Agent(Config(base_url=url, model="gpt-5.3-codex", max_turns=turns + 1), workspace)
+    per_turn_cpu: list[float] = []
+    wall0 = time.perf_counter()
+    cpu_mark = time.process_time()
+    status = ""
+    for event in agent.run("Work through the steps."):
+        if event.type == "turn.done":
+            status = event.status
+        if event.type == "request.started":
+            now = time.process_time()
+            per_turn_cpu.append(now - cpu_mark)
+            cpu_mark = now
+    per_turn_cpu.append(time.process_time() - cpu_mark)
+    wall = time.perf_counter() - wall0
+    proc.stdin.close()
+    proc.wait()
+    per_turn_cpu = per_turn_cpu[2:]  # skip start-up (client import) and the first request
+    body = agent.client.request_body(agent.conversation.items, agent.tools, agent.instructions)
+    size = len(json.dumps(body))
+
+    from openai._utils import maybe_transform
+    from openai.types.responses import response_create_params
+
+    t = time.perf_counter()
+    maybe_transform(body, response_create_params.ResponseCreateParamsStreaming)
+    transform = time.perf_counter() - t
+    agent.close()
+
+    k = max(1, len(per_turn_cpu) // 10)
+    assert status == "completed", status
+    print(f"session: {turns} turns, final request {size / 1e6:.2f} MB, {len(agent.conversation.items)} items")
+    print(f"  total wall time           {wall:.2f} s ({wall / turns * 1000:.1f} ms per turn, endpoint included)")
+    print(f"  client CPU per turn       median {statistics.median(per_turn_cpu) * 1000:.2f} ms, "
+          f"total {sum(per_turn_cpu):.2f} s ({sum(per_turn_cpu) / wall:.0%} of wall time)")
+    print(f"  first {k} turns           {statistics.mean(per_turn_cpu[:k]) * 1000:.2f} ms per turn")
+    print(f"  last {k} turns            {statistics.mean(per_turn_cpu[-k:]) * 1000:.2f} ms per turn")
+    print(f"  openai transform avoided  {transform * 1000:.1f} ms for the final history alone (per request)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    if not CODER.exists():
+        sys.exit(f"coder is not installed next to {sys.executable}")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp)
+        print(f"coder --version             {median_ms(bench_version(args.runs))}")
+        print(f"coder exec -> endpoint      {median_ms(bench_exec_to_endpoint(args.runs, ws))}")
+        bench_session(args.turns, ws)
+
+
+if __name__ == "__main__":
+    main()
