@@ -15,8 +15,8 @@ from typing import Any
 
 from coder.tools import rg
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from coder.tools.pathhints import missing_path_message
-from sandbox.paths import display, resolve_read
+from coder.tools.pathhints import resolve_existing
+from sandbox.paths import display
 
 MAX_RESULTS = 200
 TIMEOUT = 30.0
@@ -28,10 +28,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if not pattern.strip():
         raise ToolError("pattern must not be empty; use e.g. `*.py` or `src/**/*.ts`")
     path: str = args.get("path") or "."
-    real = resolve_read(policy, path)
-    if not real.exists():
-        raise ToolError(missing_path_message(policy, path, real))
-    shown = display(policy, real)
+    real, shown = resolve_existing(policy, path)
     if not real.is_dir():
         raise ToolError(f"{shown} is a file, not a directory; give the folder to search in")
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from coder.tools import rg
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from coder.tools.pathhints import missing_path_message
-from sandbox.paths import display, resolve_read
+from coder.tools.pathhints import resolve_existing
 
 DEFAULT_DEPTH = 2
 MAX_DEPTH = 10
@@ -124,10 +123,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     path: str = args.get("path") or "."
     depth = args.get("depth")
     depth = DEFAULT_DEPTH if depth is None else max(1, min(MAX_DEPTH, depth))
-    real = resolve_read(policy, path)
-    if not real.exists():
-        raise ToolError(missing_path_message(policy, path, real))
-    shown = display(policy, real)
+    real, shown = resolve_existing(policy, path)
     if not real.is_dir():
         raise ToolError(f"{shown} is a file, not a directory; use read_file to read it")
 

@@ -6,7 +6,8 @@ import difflib
 import os
 from pathlib import Path
 
-from sandbox.paths import display
+from coder.tools.base import ToolError
+from sandbox.paths import display, resolve_read
 from sandbox.policy import Policy
 
 MAX_NAMES = 10_000  # names scanned in the parent directory
@@ -49,3 +50,11 @@ def missing_path_message(policy: Policy, path_str: str, real: Path) -> str:
     if near:
         msg += "\nDid you mean: " + ", ".join(display(policy, p) for p in near) + "?"
     return msg
+
+
+def resolve_existing(policy: Policy, path_str: str) -> tuple[Path, str]:
+    """The real path of something that must exist, and its name as the model should see it."""
+    real = resolve_read(policy, path_str)
+    if not real.exists():
+        raise ToolError(missing_path_message(policy, path_str, real))
+    return real, display(policy, real)

@@ -12,8 +12,7 @@ from typing import Any
 
 from coder.tools import rg
 from coder.tools.base import MAX_OUTPUT_CHARS, Param, Tool, ToolContext, ToolError
-from coder.tools.pathhints import missing_path_message
-from sandbox.paths import display, resolve_read
+from coder.tools.pathhints import resolve_existing
 
 MAX_LINES = 200
 MAX_CONTEXT = 10
@@ -32,10 +31,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     policy = ctx.policy
     pattern: str = args["pattern"]
     path: str = args.get("path") or "."
-    real = resolve_read(policy, path)
-    if not real.exists():
-        raise ToolError(missing_path_message(policy, path, real))
-    shown = display(policy, real)
+    real, shown = resolve_existing(policy, path)
     cwd = real if real.is_dir() else real.parent
 
     argv = [
