@@ -141,7 +141,12 @@ class Agent:
         return RunStarted(
             model=self.config.model,
             workspace=str(self.workspace),
-            sandbox={"mode": self.policy.mode.value, "backend": "none", "network": self.policy.network},
+            sandbox={
+                "mode": self.policy.mode.value,
+                "backend": self.tool_ctx.backend.name,
+                "detail": self.tool_ctx.backend.detail,
+                "network": self.policy.network,
+            },
             store=not self.config.zdr,
         )
 

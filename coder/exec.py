@@ -144,6 +144,12 @@ def run_exec(args: Any) -> int:
         sys.stderr.write(f"coder: note: {notice}\n")
 
     agent = Agent(config, workspace)
+    backend = agent.tool_ctx.backend
+    if backend.name == "none":
+        sys.stderr.write(
+            f"coder: warning: no sandbox is available here ({backend.detail}); commands will be refused. "
+            "Rerun with --sandbox full-access to run them without isolation.\n"
+        )
     done: TurnDone | None = None
     events = agent.run(prompt)
     try:

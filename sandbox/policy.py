@@ -27,9 +27,14 @@ class Mode(str, Enum):
         raise ValueError(f"unknown sandbox mode {value!r} (choose one of: {choices})")
 
 
-# Names that stay read-only wherever they appear inside a writable root:
-# version-control internals (hooks run code) and coder's own project config.
-PROTECTED_NAMES: tuple[str, ...] = (".git", ".hg", ".svn", ".coder")
+# Names that stay read-only inside a writable root: version-control internals
+# (hooks and config run code), coder's own project config, and shell start-up
+# files that would run code in the user's next shell.
+PROTECTED_NAMES: tuple[str, ...] = (
+    ".git", ".hg", ".svn", ".coder",
+    ".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".envrc",
+)
+DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096}
 
 
 def default_deny_read(home: Path) -> tuple[Path, ...]:
@@ -54,7 +59,7 @@ class Policy:
     protected_names: tuple[str, ...] = PROTECTED_NAMES
     network: bool = False
     temp_dir: Path | None = None
-    limits: dict = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     @classmethod
     def for_workspace(
@@ -65,6 +70,7 @@ class Policy:
         network: bool = False,
         temp_dir: Path | None = None,
         deny_read: tuple[Path, ...] | None = None,
+        limits: dict[str, int] | None = None,
     ) -> "Policy":
         workspace = Path(os.path.realpath(workspace))
         roots: tuple[Path, ...] = ()
@@ -80,6 +86,7 @@ class Policy:
             deny_read=real_deny,
             network=network or mode is Mode.FULL_ACCESS,
             temp_dir=temp_dir,
+            limits={**DEFAULT_LIMITS, **(limits or {})},
         )
 
     @property

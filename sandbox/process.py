@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,14 +132,19 @@ def run(
     cancel: threading.Event | None = None,
     head_bytes: int = 16_000,
     tail_bytes: int = 16_000,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> CommandResult:
-    """Run `command` in a shell; never leaves a process of its group behind."""
+    """Run `command` in a shell; never leaves a process of its group behind.
+
+    `wrap` turns the shell's argv into the argv that actually runs (a sandbox helper).
+    """
     start = time.monotonic()
     if cancel is not None and cancel.is_set():
         return CommandResult(None, "", 0.0, False, True, 0)
 
+    argv = [_shell(), "-c", command]
     proc = subprocess.Popen(
-        [_shell(), "-c", command],
+        wrap(argv) if wrap else argv,
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.DEVNULL,

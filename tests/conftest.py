@@ -113,3 +113,22 @@ def server() -> Iterator[ScriptedServer]:
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     return API_KEY
+
+
+def heartbeat(path: Path) -> str:
+    """Shell text that starts a background process touching `path` every 50 ms.
+
+    Process ids inside the sandbox's PID namespace mean nothing outside it, so
+    "is it still running" is judged by whether the heartbeat goes on.
+    """
+    return f"(while :; do date +%s%N > {path}; sleep 0.05; done) &"
+
+
+def assert_stopped(path: Path) -> None:
+    import time
+
+    assert path.exists(), "the heartbeat never started"
+    time.sleep(0.2)  # let a kill that is on its way land
+    before = path.read_text()
+    time.sleep(0.5)
+    assert path.read_text() == before, f"something is still writing {path.name}: a process survived"

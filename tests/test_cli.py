@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, assert_stopped, heartbeat
 from tests.scripted_server import Reply, call, message
 
 CODER = Path(sys.executable).parent / "coder"
@@ -161,19 +161,18 @@ def test_project_config_changing_base_url_is_announced(server, env, workspace: P
 
 
 def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: Path):
-    c = call("run_command", {"command": "echo $$ > pid.txt; sleep 60", "timeout_seconds": None, "workdir": None})
+    beat = workspace / "beat"
+    c = call("run_command", {"command": f"{heartbeat(beat)} sleep 60", "timeout_seconds": None, "workdir": None})
     server.add(Reply([c]))
     proc = subprocess.Popen([str(CODER), "exec", "--json", "slow"], env=env, cwd=workspace,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pid_file = workspace / "pid.txt"
     deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+    while not beat.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    child = int(pid_file.read_text())
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
-    assert not Path(f"/proc/{child}").exists()
+    assert_stopped(beat)
     assert "Traceback" not in err
     assert json.loads(out.splitlines()[-1])["type"] in ("turn.done", "error")
 

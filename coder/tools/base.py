@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import backends
 from sandbox.policy import Policy
 
 # No tool may put more than this many characters into the model's context.
@@ -39,6 +40,11 @@ class ToolContext:
     env: Mapping[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     default_timeout: float = 120.0
+    backend: backends.Backend | None = None  # None: chosen from the policy
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = backends.select(self.policy)
 
     @property
     def workspace(self) -> Path:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from sandbox import process
+from sandbox import backends, process
 from sandbox.paths import display, resolve_read
+from sandbox.policy import Mode
 
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 3600
 
@@ -47,9 +48,23 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         named = workdir if shown == workdir else f"{workdir} ({shown})"
         raise ToolError(f"workdir {named} {what}; give an existing directory")
 
+    backend = ctx.backend
+    assert backend is not None
+    if not backend.isolates and ctx.policy.mode is not Mode.FULL_ACCESS:
+        raise ToolError(
+            f"commands are refused: no sandbox is available on this machine ({backend.detail}); "
+            "they run only when the user chooses --sandbox full-access"
+        )
+    policy = ctx.policy
+
+    def wrap(argv: list[str]) -> list[str]:
+        return backends.wrap(backend, policy, argv, policy.limits)
+
     env = dict(ctx.env)
     env.update(_EXTRA_ENV)
-    result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel)
+    absent = backends.absent_protected(policy) if backend.isolates else []
+    result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel, wrap=wrap)
+    removed = backends.remove_created(absent)
 
     if result.timed_out:
         lines = [f"Command timed out after {_seconds(timeout)} s; its process group was killed."]
@@ -66,6 +81,8 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         lines.append(result.output.rstrip("\n"))
     else:
         lines.append(f"{label} (none)")
+    for path in removed:
+        lines.append(f"Note: the command created {display(policy, path)}, which is protected; it was removed.")
     return "\n".join(lines)
 
 

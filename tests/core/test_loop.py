@@ -12,6 +12,7 @@ from coder.config import Config, ConfigError
 from coder.agent import Agent
 from coder.tools import TOOLS
 from coder.tools.base import Param, Tool
+from tests.conftest import assert_stopped, heartbeat
 from tests.core.conftest import API_KEY, assert_valid_history, events_of, run
 from tests.scripted_server import Reply, call, message, reasoning, usage
 
@@ -220,7 +221,8 @@ def test_commands_never_see_the_api_key(server, make_agent, monkeypatch):
 
 
 def test_cancel_from_another_thread_kills_the_command_and_answers_the_call(server, make_agent, workspace: Path):
-    c = call("run_command", {"command": "echo $$ > pid.txt; sleep 30", "timeout_seconds": None, "workdir": None})
+    beat = workspace / "beat"
+    c = call("run_command", {"command": f"{heartbeat(beat)} sleep 30", "timeout_seconds": None, "workdir": None})
     server.add(Reply([c]))
     agent = make_agent()
     events = []
@@ -229,8 +231,7 @@ def test_cancel_from_another_thread_kills_the_command_and_answers_the_call(serve
         if event.type == "tool.started":
             threading.Timer(0.5, agent.cancel).start()
     assert events[-1].status == "interrupted"
-    pid = int((workspace / "pid.txt").read_text())
-    assert not Path(f"/proc/{pid}").exists()
+    assert_stopped(beat)
     items = agent.conversation.items
     assert items[-1]["type"] == "function_call_output" and "interrupted" in items[-1]["output"].lower()
     assert_valid_history(items)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,11 @@ import pytest
 from coder.tools.base import ToolContext, ToolError
 from coder.tools.run_command import TOOL
 from sandbox.paths import PathDenied
-from tests.conftest import make_ctx
+from tests.conftest import assert_stopped, heartbeat, make_ctx
 
 
 def call(ctx: ToolContext, command: str, **kw) -> str:
     return TOOL.run(ctx, TOOL.validate_args({"command": command, **kw}))
-
-
-def _gone(pid: int, seconds: float = 2.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_echo_and_exit_code(ctx: ToolContext) -> None:
@@ -64,20 +50,22 @@ def test_empty_command_refused(ctx: ToolContext) -> None:
 
 
 def test_timeout_kills_whole_group_and_is_clamped(ctx: ToolContext, workspace: Path) -> None:
-    out = call(ctx, "sleep 300 & echo $! > child.pid; echo started; wait", timeout_seconds=0)
+    beat = workspace / "beat"
+    out = call(ctx, f"{heartbeat(beat)} setsid sleep 300 & echo started; wait", timeout_seconds=0)
     lines = out.split("\n")
     assert lines[0] == "Command timed out after 1 s; its process group was killed."
     assert lines[1].startswith("Wall time: ")
     assert lines[2:] == ["Output (partial):", "started"]
-    assert _gone(int((workspace / "child.pid").read_text()))
+    assert_stopped(beat)
 
 
 def test_cancel_kills_it(ctx: ToolContext, workspace: Path) -> None:
     threading.Timer(0.3, ctx.cancel.set).start()
-    out = call(ctx, "sleep 300 & echo $! > child.pid; wait")
+    beat = workspace / "beat"
+    out = call(ctx, f"{heartbeat(beat)} wait")
     assert out.split("\n")[0] == "Command interrupted; its process group was killed."
     assert out.endswith("Output (partial): (none)")
-    assert _gone(int((workspace / "child.pid").read_text()))
+    assert_stopped(beat)
 
 
 def test_huge_output_bounded_tail_kept(ctx: ToolContext) -> None:

@@ -1,0 +1,126 @@
+"""Choosing how commands are isolated, once, and saying so.
+
+The built-in backend (sandbox.helper: namespaces + Landlock + seccomp) is used
+when the kernel offers all three. Otherwise there is no backend, and that is
+reported as such: callers refuse to run commands in a sandboxed mode rather
+than pretend. Full access runs commands as they are, by explicit choice.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox import landlock, seccomp
+from sandbox.policy import Mode, Policy
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "landlock" (built in), "none", "unsandboxed" (full access)
+    detail: str = ""
+
+    @property
+    def isolates(self) -> bool:
+        return self.name not in ("none", "unsandboxed")
+
+
+def _userns_allowed() -> tuple[bool, str]:
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return None
+
+    if read("/proc/sys/user/max_user_namespaces") == "0":
+        return False, "user namespaces are disabled (user.max_user_namespaces = 0)"
+    if os.geteuid() != 0:
+        if read("/proc/sys/kernel/unprivileged_userns_clone") == "0":
+            return False, "unprivileged user namespaces are disabled"
+        if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+            return False, "AppArmor restricts unprivileged user namespaces"
+    return True, ""
+
+
+@functools.cache
+def _builtin_probe() -> tuple[bool, str]:
+    if not sys.platform.startswith("linux"):
+        return False, f"no built-in sandbox on {sys.platform}"
+    abi = landlock.abi_version()
+    if abi < 1:
+        return False, "Landlock is not enabled in this kernel"
+    if not seccomp.available():
+        return False, "seccomp filter not supported on this architecture"
+    ok, why = _userns_allowed()
+    if not ok:
+        return False, why
+    return True, f"Landlock ABI {abi}, seccomp, user/pid/mount/net namespaces"
+
+
+def select(policy: Policy) -> Backend:
+    if policy.mode is Mode.FULL_ACCESS:
+        return Backend("unsandboxed", "full access: commands run without isolation")
+    ok, detail = _builtin_probe()
+    if ok:
+        return Backend("landlock", detail)
+    return Backend("none", detail)
+
+
+def protected_paths(policy: Policy) -> list[str]:
+    out = []
+    for root in policy.writable_roots:
+        for name in policy.protected_names:
+            out.append(str(root / name))
+    return out
+
+
+def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, int]) -> list[str]:
+    """The argv that runs `argv` under `backend` with `policy`."""
+    if backend.name == "unsandboxed":
+        return argv
+    if backend.name != "landlock":
+        raise RuntimeError(f"no sandbox backend: {backend.detail}")
+    spec = {
+        "read": ["/"],
+        "write": [str(r) for r in policy.writable_roots],
+        "deny": [str(d) for d in policy.deny_read],
+        "protected": protected_paths(policy),
+        "network": policy.network,
+        "limits": limits,
+    }
+    bootstrap = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "from sandbox.helper import main; main(sys.argv[1:])"
+    )
+    return [sys.executable, "-I", "-S", "-c", bootstrap, str(PACKAGE_ROOT), json.dumps(spec), "--", *argv]
+
+
+def absent_protected(policy: Policy) -> list[Path]:
+    """Protected names missing from the writable roots before a command runs."""
+    return [root / name for root in policy.writable_roots for name in policy.protected_names
+            if not os.path.lexists(root / name)]
+
+
+def remove_created(paths: list[Path]) -> list[Path]:
+    """Remove protected paths a command created (a new .git carries hooks); return them.
+
+    Mounts cannot cover a path that does not exist yet, so creation is undone
+    as soon as the command ends.
+    """
+    import shutil
+
+    removed = []
+    for path in paths:
+        if os.path.lexists(path):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

