@@ -136,6 +136,24 @@ def bench_session(turns: int, workspace: Path) -> None:
     print(f"  openai transform avoided  {transform * 1000:.1f} ms for the final history alone (per request)")
 
 
+def bench_command_overhead(runs: int, workspace: Path) -> None:
+    """Wall time of run_command("true") with and without the sandbox backend."""
+    from coder.tools.base import ToolContext
+    from coder.tools.run_command import TOOL
+    from sandbox.policy import Mode, Policy
+
+    env = {"PATH": "/usr/bin:/bin"}
+    for mode in (Mode.FULL_ACCESS, Mode.WORKSPACE_WRITE):
+        ctx = ToolContext(policy=Policy.for_workspace(workspace, mode), env=env)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            out = TOOL.run(ctx, {"command": "true", "timeout_seconds": None, "workdir": None})
+            times.append(time.perf_counter() - t)
+            assert out.startswith("Exit code: 0"), out
+        print(f"run_command true [{ctx.backend.name:11}] {median_ms(times)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
@@ -148,6 +166,7 @@ def main() -> None:
         ws = Path(tmp)
         print(f"coder --version             {median_ms(bench_version(args.runs))}")
         print(f"coder exec -> endpoint      {median_ms(bench_exec_to_endpoint(args.runs, ws))}")
+        bench_command_overhead(args.runs * 2, ws)
         bench_session(args.turns, ws)
 
 

@@ -1,9 +1,7 @@
 """Confinement for everything the model asks to do: file paths and commands.
 
 `policy` holds the decision as data, `paths` enforces it for the file tools,
-`process` runs commands, `env` decides what a child process may see.
+`process` runs commands, `backends` picks how commands are isolated, `helper`
+is the built-in isolating exec wrapper, `env` decides what a child may see.
+Nothing is imported here: the helper starts for every command and must stay lean.
 """
-
-from sandbox.policy import Mode, Policy
-
-__all__ = ["Mode", "Policy"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -49,7 +48,7 @@ class LandlockError(OSError):
 
 
 def _calls() -> tuple[int, int, int] | None:
-    return _SYSCALLS.get(platform.machine())
+    return _SYSCALLS.get(os.uname().machine)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -12,6 +12,7 @@ a short drain deadline.
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import signal
 import subprocess
@@ -119,6 +120,14 @@ def _exited(proc: subprocess.Popen) -> bool:
     return info is not None
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def _shell() -> str:
     return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 
@@ -163,6 +172,7 @@ def run(
 
     timed_out = cancelled = False
     deadline = start + timeout
+    exit_fd = _pidfd(proc.pid)
     try:
         delay = 0.001
         while not _exited(proc):
@@ -173,6 +183,9 @@ def run(
             if remaining <= 0:
                 timed_out = True
                 break
+            if exit_fd is not None:  # wakes the moment the process exits
+                select.select([exit_fd], [], [], min(_POLL_MAX, remaining))
+                continue
             pause = min(delay, remaining)
             if cancel is not None:
                 cancel.wait(pause)
@@ -180,6 +193,8 @@ def run(
                 time.sleep(pause)
             delay = min(delay * 2, _POLL_MAX)
     finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
         # Runs on normal exit, timeout, cancel and KeyboardInterrupt alike:
         # background children of the command die with the group.
         _kill_group(proc.pid)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
-import socket
+import os
 import struct
 
 _ARCH = {
@@ -30,6 +29,7 @@ _ARCH = {
     }),
 }
 X32_BIT = 0x40000000
+AF_UNIX = 1
 
 _LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
 RET_ALLOW, RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
@@ -38,7 +38,7 @@ _NR, _ARCH_OFF, _ARG0 = 0, 4, 16  # offsets in struct seccomp_data (args[0] low 
 
 
 def available() -> bool:
-    return platform.machine() in _ARCH
+    return os.uname().machine in _ARCH
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
@@ -47,7 +47,7 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 
 def build_filter(network: bool) -> bytes:
     """The BPF program as bytes (struct sock_filter[]), for inspection and for `install`."""
-    arch, nr = _ARCH[platform.machine()]
+    arch, nr = _ARCH[os.uname().machine]
     denied = [n for k, n in nr.items() if k != "socket"]
     prog = [
         _insn(_LD_W_ABS, _ARCH_OFF),
@@ -55,7 +55,7 @@ def build_filter(network: bool) -> bytes:
         _insn(_RET_K, RET_KILL_PROCESS),
         _insn(_LD_W_ABS, _NR),
     ]
-    if platform.machine() == "x86_64":
+    if os.uname().machine == "x86_64":
         prog += [_insn(_JGE_K, X32_BIT, jf=1), _insn(_RET_K, RET_EPERM)]
     for number in denied:
         prog += [_insn(_JEQ_K, number, jf=1), _insn(_RET_K, RET_EPERM)]
@@ -64,7 +64,7 @@ def build_filter(network: bool) -> bytes:
         prog += [
             _insn(_JEQ_K, nr["socket"], jf=3),
             _insn(_LD_W_ABS, _ARG0),
-            _insn(_JEQ_K, socket.AF_UNIX, jt=1),
+            _insn(_JEQ_K, AF_UNIX, jt=1),
             _insn(_RET_K, RET_EPERM),
         ]
     prog.append(_insn(_RET_K, RET_ALLOW))

@@ -218,3 +218,31 @@ def test_interrupt_kills_everything_under_the_sandbox(sbx: ToolContext, workspac
     out = sh(sbx, f"setsid bash -c '{heartbeat(beat)} wait' & sleep 30")
     assert out.startswith("Command interrupted")
     assert_stopped(beat)
+
+
+@needs_backend
+def test_read_only_mode_writes_nothing(workspace: Path, tmp_path: Path):
+    (workspace / "a.txt").write_text("keep\n")
+    policy = Policy.for_workspace(workspace, Mode.READ_ONLY, temp_dir=None, deny_read=())
+    ctx = ToolContext(policy=policy, env={"PATH": "/usr/bin:/bin"}, default_timeout=20)
+    out = sh(ctx, "cat a.txt; echo x > a.txt; echo y > b.txt; rm a.txt; mkdir d; touch /tmp/coder-ro-probe")
+    assert "keep" in out
+    assert (workspace / "a.txt").read_text() == "keep\n"
+    assert not (workspace / "b.txt").exists() and not (workspace / "d").exists()
+    assert not Path("/tmp/coder-ro-probe").exists()
+
+
+@needs_backend
+def test_network_on_request(workspace: Path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(10)
+    port = server.getsockname()[1]
+    policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, network=True, deny_read=())
+    ctx = ToolContext(policy=policy, env={"PATH": "/usr/bin:/bin"}, default_timeout=20)
+    sh(ctx, f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port})).sendall(b'hello')\"")
+    conn, _ = server.accept()
+    assert conn.recv(10) == b"hello"
+    conn.close()
+    server.close()
