@@ -1,9 +1,13 @@
 """Choosing how commands are isolated, once, and saying so.
 
-The built-in backend (sandbox.helper: namespaces + Landlock + seccomp) is used
-when the kernel offers all three. Otherwise there is no backend, and that is
-reported as such: callers refuse to run commands in a sandboxed mode rather
-than pretend. Full access runs commands as they are, by explicit choice.
+1. The built-in backend (sandbox.helper: namespaces + Landlock + seccomp) when
+   the kernel offers all three.
+2. bubblewrap, only from /usr/bin/bwrap (never PATH or the workspace), probed
+   once: it provides the namespaces and mounts, and the helper runs inside it
+   for resource limits, the seccomp filter and closing inherited descriptors.
+3. Otherwise no backend, reported as such: callers refuse to run commands in a
+   sandboxed mode rather than pretend. Full access runs commands as they are,
+   by explicit choice.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +24,12 @@ from sandbox import landlock, seccomp
 from sandbox.policy import Mode, Policy
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+BWRAP = "/usr/bin/bwrap"
 
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "landlock" (built in), "none", "unsandboxed" (full access)
+    name: str  # "landlock" (built in), "bwrap", "none", "unsandboxed" (full access)
     detail: str = ""
 
     @property
@@ -63,13 +69,39 @@ def _builtin_probe() -> tuple[bool, str]:
     return True, f"Landlock ABI {abi}, seccomp, user/pid/mount/net namespaces"
 
 
+@functools.cache
+def _bwrap_probe() -> tuple[bool, str]:
+    if not os.access(BWRAP, os.X_OK):
+        return False, f"{BWRAP} not found"
+    try:
+        r = subprocess.run(
+            [BWRAP, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent", "true"],
+            capture_output=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bubblewrap does not start: {e}"
+    if r.returncode != 0:
+        return False, f"bubblewrap does not start: {r.stderr.decode(errors='replace').strip()[:200]}"
+    return True, f"bubblewrap ({BWRAP}) with seccomp"
+
+
+def get(name: str) -> Backend | None:
+    """A named backend if this machine can run it, else None."""
+    probe = {"landlock": _builtin_probe, "bwrap": _bwrap_probe}[name]
+    ok, detail = probe()
+    return Backend(name, detail) if ok else None
+
+
 def select(policy: Policy) -> Backend:
     if policy.mode is Mode.FULL_ACCESS:
         return Backend("unsandboxed", "full access: commands run without isolation")
-    ok, detail = _builtin_probe()
-    if ok:
-        return Backend("landlock", detail)
-    return Backend("none", detail)
+    reasons = []
+    for name in ("landlock", "bwrap"):
+        backend = get(name)
+        if backend is not None:
+            return backend
+        reasons.append(({"landlock": _builtin_probe, "bwrap": _bwrap_probe}[name])()[1])
+    return Backend("none", "; ".join(reasons))
 
 
 def protected_paths(policy: Policy) -> list[str]:
@@ -84,7 +116,7 @@ def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, in
     """The argv that runs `argv` under `backend` with `policy`."""
     if backend.name == "unsandboxed":
         return argv
-    if backend.name != "landlock":
+    if backend.name not in ("landlock", "bwrap"):
         raise RuntimeError(f"no sandbox backend: {backend.detail}")
     spec = {
         "read": ["/"],
@@ -94,11 +126,37 @@ def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, in
         "network": policy.network,
         "limits": limits,
     }
+    prefix: list[str] = []
+    if backend.name == "bwrap":
+        prefix = bwrap_args(policy)
+        spec.update(namespaces=False, landlock=False)
     bootstrap = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); "
         "from sandbox.helper import main; main(sys.argv[1:])"
     )
-    return [sys.executable, "-I", "-S", "-c", bootstrap, str(PACKAGE_ROOT), json.dumps(spec), "--", *argv]
+    helper = [sys.executable, "-I", "-S", "-c", bootstrap, str(PACKAGE_ROOT), json.dumps(spec), "--"]
+    return [*prefix, *helper, *argv]
+
+
+def bwrap_args(policy: Policy) -> list[str]:
+    """bubblewrap's view of the policy: / read-only, roots writable, protected and denied paths covered."""
+    args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+    if not policy.network:
+        args.append("--unshare-net")
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]  # else root inside could remount / read-write
+    for root in policy.writable_roots:
+        args += ["--bind", str(root), str(root)]
+    for path in protected_paths(policy):
+        if os.path.lexists(path) and not os.path.islink(path):
+            args += ["--ro-bind", path, path]
+    for denied in policy.deny_read:
+        if denied.is_dir():
+            args += ["--tmpfs", str(denied), "--remount-ro", str(denied)]
+        elif denied.exists():
+            args += ["--ro-bind", "/dev/null", str(denied)]
+    return args
 
 
 def absent_protected(policy: Policy) -> list[Path]:

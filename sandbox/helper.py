@@ -103,33 +103,25 @@ def confine(spec: dict) -> None:
 
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _fail("no_new_privs")
-    landlock.restrict_self(
-        read=spec["read"], write=spec["write"], deny=spec.get("deny", []), devices=DEVICES,
-        network=spec.get("network", False),
-    )
+    if spec.get("landlock", True):
+        landlock.restrict_self(
+            read=spec["read"], write=spec["write"], deny=spec.get("deny", []), devices=DEVICES,
+            network=spec.get("network", False),
+        )
     seccomp.install(spec.get("network", False))
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) < 3 or argv[1] != "--":
-        sys.stderr.write("usage: python -m sandbox.helper SPEC -- ARGV...\n")
-        os._exit(2)
-    spec = json.loads(argv[0])
-    command = argv[2:]
-    _limits(spec.get("limits", {}))
-    _namespaces(spec.get("network", False))
-    _protect(spec.get("protected", []))
-    pid = os.fork()  # the child is PID 1 of the new PID namespace
-    if pid == 0:
-        try:
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            _drop_capabilities()
-            confine(spec)
-            os.closerange(3, 65536)
-            os.execvp(command[0], command)
-        except BaseException as e:  # noqa: BLE001 - any failure must stop the command
-            sys.stderr.write(f"coder sandbox: {e}\n")
-        os._exit(EXIT_SETUP_FAILED)
+def _exec_confined(spec: dict, command: list[str]) -> None:
+    try:
+        confine(spec)
+        os.closerange(3, 65536)
+        os.execvp(command[0], command)
+    except BaseException as e:  # noqa: BLE001 - any failure must stop the command
+        sys.stderr.write(f"coder sandbox: {e}\n")
+    os._exit(EXIT_SETUP_FAILED)
+
+
+def _wait_and_exit(pid: int) -> None:
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -139,6 +131,28 @@ def main(argv: list[str]) -> None:
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3 or argv[1] != "--":
+        sys.stderr.write("usage: python -m sandbox.helper SPEC -- ARGV...\n")
+        os._exit(2)
+    spec = json.loads(argv[0])
+    command = argv[2:]
+    _limits(spec.get("limits", {}))
+    if spec.get("namespaces", True):  # false inside bubblewrap, which made its own
+        _namespaces(spec.get("network", False))
+        _protect(spec.get("protected", []))
+        pid = os.fork()  # the child is PID 1 of the new PID namespace
+        if pid != 0:
+            _wait_and_exit(pid)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        try:
+            _drop_capabilities()
+        except BaseException as e:  # noqa: BLE001
+            sys.stderr.write(f"coder sandbox: {e}\n")
+            os._exit(EXIT_SETUP_FAILED)
+    _exec_confined(spec, command)
 
 
 if __name__ == "__main__":
