@@ -5,7 +5,8 @@
 2. bubblewrap, only from /usr/bin/bwrap (never PATH or the workspace), probed
    once: it provides the namespaces and mounts, and the helper runs inside it
    for resource limits, the seccomp filter and closing inherited descriptors.
-3. Otherwise no backend, reported as such: callers refuse to run commands in a
+3. On macOS, sandbox-exec with a profile generated from the policy (sandbox.macos).
+4. Otherwise no backend, reported as such: callers refuse to run commands in a
    sandboxed mode rather than pretend. Full access runs commands as they are,
    by explicit choice.
 """
@@ -29,7 +30,7 @@ BWRAP = "/usr/bin/bwrap"
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "landlock" (built in), "bwrap", "none", "unsandboxed" (full access)
+    name: str  # "landlock" (built in), "bwrap", "seatbelt" (macOS), "none", "unsandboxed" (full access)
     detail: str = ""
 
     @property
@@ -85,23 +86,34 @@ def _bwrap_probe() -> tuple[bool, str]:
     return True, f"bubblewrap ({BWRAP}) with seccomp"
 
 
+def _seatbelt_probe() -> tuple[bool, str]:
+    from sandbox import macos
+
+    if sys.platform != "darwin":
+        return False, "sandbox-exec is macOS only"
+    if not os.access(macos.SANDBOX_EXEC, os.X_OK):
+        return False, f"{macos.SANDBOX_EXEC} not found"
+    return True, "macOS sandbox-exec (deny-by-default profile)"
+
+
+PROBES = {"landlock": _builtin_probe, "bwrap": _bwrap_probe, "seatbelt": _seatbelt_probe}
+
+
 def get(name: str) -> Backend | None:
     """A named backend if this machine can run it, else None."""
-    probe = {"landlock": _builtin_probe, "bwrap": _bwrap_probe}[name]
-    ok, detail = probe()
+    ok, detail = PROBES[name]()
     return Backend(name, detail) if ok else None
 
 
 def select(policy: Policy) -> Backend:
     if policy.mode is Mode.FULL_ACCESS:
         return Backend("unsandboxed", "full access: commands run without isolation")
-    reasons = []
-    for name in ("landlock", "bwrap"):
+    order = ("seatbelt",) if sys.platform == "darwin" else ("landlock", "bwrap")
+    for name in order:
         backend = get(name)
         if backend is not None:
             return backend
-        reasons.append(({"landlock": _builtin_probe, "bwrap": _bwrap_probe}[name])()[1])
-    return Backend("none", "; ".join(reasons))
+    return Backend("none", "; ".join(PROBES[name]()[1] for name in order))
 
 
 def protected_paths(policy: Policy) -> list[str]:
@@ -116,6 +128,10 @@ def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, in
     """The argv that runs `argv` under `backend` with `policy`."""
     if backend.name == "unsandboxed":
         return argv
+    if backend.name == "seatbelt":
+        from sandbox import macos
+
+        return macos.wrap(policy, argv)
     if backend.name not in ("landlock", "bwrap"):
         raise RuntimeError(f"no sandbox backend: {backend.detail}")
     spec = {
