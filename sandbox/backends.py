@@ -124,8 +124,10 @@ def protected_paths(policy: Policy) -> list[str]:
     return out
 
 
-def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, int]) -> list[str]:
-    """The argv that runs `argv` under `backend` with `policy`."""
+def wrap(
+    backend: Backend, policy: Policy, argv: list[str], limits: dict[str, int], cgroup: Path | None = None
+) -> list[str]:
+    """The argv that runs `argv` under `backend` with `policy` (inside `cgroup` when given)."""
     if backend.name == "unsandboxed":
         return argv
     if backend.name == "seatbelt":
@@ -142,9 +144,11 @@ def wrap(backend: Backend, policy: Policy, argv: list[str], limits: dict[str, in
         "network": policy.network,
         "limits": limits,
     }
-    prefix: list[str] = []
+    from sandbox import cgroups
+
+    prefix: list[str] = cgroups.join_prefix(cgroup) if cgroup else []
     if backend.name == "bwrap":
-        prefix = bwrap_args(policy)
+        prefix += bwrap_args(policy)
         spec.update(namespaces=False, landlock=False)
     bootstrap = (
         "import sys; sys.path.insert(0, sys.argv.pop(1)); "

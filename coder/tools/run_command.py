@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from sandbox import backends, process
+from sandbox import backends, cgroups, process
 from sandbox.paths import display, resolve_read
 from sandbox.policy import Mode
 
@@ -57,13 +57,18 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         )
     policy = ctx.policy
 
+    cgroup = cgroups.create(policy.limits["nproc"]) if backend.name in ("landlock", "bwrap") else None
+
     def wrap(argv: list[str]) -> list[str]:
-        return backends.wrap(backend, policy, argv, policy.limits)
+        return backends.wrap(backend, policy, argv, policy.limits, cgroup)
 
     env = dict(ctx.env)
     env.update(_EXTRA_ENV)
     absent = backends.absent_protected(policy) if backend.isolates else []
-    result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel, wrap=wrap)
+    try:
+        result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel, wrap=wrap)
+    finally:
+        cgroups.remove(cgroup)
     removed = backends.remove_created(absent)
 
     if result.timed_out:

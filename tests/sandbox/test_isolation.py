@@ -246,3 +246,25 @@ def test_network_on_request(workspace: Path, backend: backends.Backend):
     assert conn.recv(10) == b"hello"
     conn.close()
     server.close()
+
+
+def _process_count() -> int:
+    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit())
+
+
+def test_fork_bomb_is_contained(workspace: Path, backend: backends.Backend):
+    from sandbox import cgroups
+
+    if os.geteuid() == 0 and not cgroups.available():
+        pytest.skip("running as root without a writable pids cgroup: nothing would contain a fork bomb")
+    policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=(), limits={"nproc": 64})
+    ctx = ToolContext(policy=policy, env={"PATH": "/usr/bin:/bin"}, default_timeout=20, backend=backend)
+    before = _process_count()
+    out = sh(ctx, "bomb() { bomb | bomb & }; bomb; sleep 2; echo survived", timeout=6)
+    assert "survived" in out or "timed out" in out
+    deadline = __import__("time").monotonic() + 5
+    while _process_count() > before + 10 and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.1)
+    assert _process_count() <= before + 10  # everything it forked is gone
+    if os.geteuid() == 0:
+        assert not any(p.name.startswith(f"coder-{os.getpid()}-") for p in cgroups.PIDS_ROOT.iterdir())
