@@ -19,10 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generator
 
+from coder.approvals import Approvals, sandbox_denial
 from coder.client import Failure, ResponsesClient
 from coder.config import Config, ConfigError
 from coder.conversation import Conversation
 from coder.events import (
+    ApprovalRequest,
     Error,
     Event,
     FollowUpDelivered,
@@ -41,6 +43,7 @@ from coder.events import (
 from coder.instructions import build_instructions
 from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
+from sandbox.backends import Backend
 from sandbox.env import scrub
 from sandbox.policy import Mode, Policy, make_private_temp_dir
 
@@ -108,6 +111,7 @@ class Agent:
         self.conversation = conversation or Conversation()
         self.instructions = instructions if instructions is not None else build_instructions(policy)
         self.tools = schemas()
+        self.approvals = Approvals(config.approval)
         self.usage = Usage()
         self.cancel_event = threading.Event()
         self.tool_ctx = ToolContext(
@@ -319,7 +323,9 @@ class Agent:
             self._check_cancel()
             for call in batch:
                 yield ToolCallStarted(call["call_id"], call.get("name", ""), call.get("arguments", ""), _summary(call))
-            if len(batch) == 1:
+            if len(batch) == 1 and batch[0].get("name") == "run_command" and self.approvals.policy != "never":
+                results = [(yield from self._run_with_approval(batch[0]))]
+            elif len(batch) == 1:
                 results = [self._execute(batch[0])]
             else:
                 with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
@@ -328,10 +334,44 @@ class Agent:
                 self.conversation.add_call_output(call["call_id"], result.output)
                 yield ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration)
 
-    def _execute(self, call: dict[str, Any]) -> tuple[ToolResult, float]:
+    def _execute(self, call: dict[str, Any], ctx: ToolContext | None = None) -> tuple[ToolResult, float]:
         start = time.monotonic()
-        result = call_tool(self.tool_ctx, call.get("name", ""), call.get("arguments", ""))
+        result = call_tool(ctx or self.tool_ctx, call.get("name", ""), call.get("arguments", ""))
         return result, round(time.monotonic() - start, 3)
+
+    def _unsandboxed(self) -> ToolContext:
+        policy = replace(self.policy, mode=Mode.FULL_ACCESS)
+        return replace(self.tool_ctx, policy=policy, backend=Backend("unsandboxed", "approved by the user"))
+
+    def _run_with_approval(self, call: dict[str, Any]) -> Generator[Event, None, tuple[ToolResult, float]]:
+        """run_command under an approval policy: ask first (untrusted) or to escape the sandbox (on-request)."""
+        command = _summary(call)
+        approvals = self.approvals
+        if approvals.ask_first(command):
+            request = ApprovalRequest(call["call_id"], command, "not on the read-only allow list", escalate=False)
+            yield request
+            if not request.approved:
+                note = f" Their note: {request.note}" if request.note else ""
+                return ToolResult(f"The user denied this command; it did not run.{note}", False), 0.0
+            if request.always:
+                approvals.trust(command)
+        sandboxed = self.tool_ctx.backend is not None and self.tool_ctx.backend.isolates
+        if approvals.may_escalate() and sandboxed and approvals.is_trusted(command):
+            return self._execute(call, self._unsandboxed())
+        result, duration = self._execute(call)
+        denial = sandbox_denial(result.output) if result.ok and not result.output.startswith("Exit code: 0") else None
+        if not (approvals.may_escalate() and sandboxed and denial):
+            return result, duration
+        request = ApprovalRequest(call["call_id"], command, f"the sandbox blocked it: {denial}", escalate=True)
+        yield request
+        if not request.approved:
+            note = f" Their note: {request.note}" if request.note else ""
+            declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{note}"
+            return ToolResult(declined, result.ok), duration
+        if request.always:
+            approvals.trust(command)
+        rerun, more = self._execute(call, self._unsandboxed())
+        return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok), duration + more
 
 
 def _summary(call: dict[str, Any]) -> str:

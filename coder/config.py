@@ -40,6 +40,7 @@ class Config:
     parallel_tool_calls: bool = True
     max_turns: int = 100
     sandbox: str = "workspace-write"
+    approval: str = "never"  # never, on-request, untrusted (coder.approvals)
     network: bool = False
     command_timeout: float = 120.0
     background: bool = False
@@ -77,6 +78,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "parallel_tool_calls": (bool,),
     "max_turns": (int,),
     "sandbox": (str,),
+    "approval": (str,),
     "network": (bool,),
     "command_timeout": (int, float),
     "background": (bool,),
@@ -132,6 +134,8 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"reasoning_summary must be one of {', '.join(SUMMARIES)}, got {cfg.reasoning_summary!r}")
     if cfg.sandbox not in SANDBOX_MODES:
         raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
+    if cfg.approval not in ("never", "on-request", "untrusted"):
+        raise bad(f"approval must be one of never, on-request, untrusted, got {cfg.approval!r}")
     if cfg.max_turns < 1:
         raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")
     if cfg.timeout <= 0 or cfg.command_timeout <= 0:

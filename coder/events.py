@@ -102,6 +102,33 @@ class ToolCallFinished(Event):
 
 
 @dataclass
+class ApprovalRequest(Event):
+    """The agent needs a yes or no before going on; answer before taking the next event.
+
+    `escalate` means running the command *outside* the sandbox. An unanswered
+    request counts as denied. `approve(always=True)` also allows later commands
+    with the same prefix for the rest of the session.
+    """
+
+    type: ClassVar[str] = "approval.request"
+    call_id: str
+    command: str
+    reason: str
+    escalate: bool
+
+    def __post_init__(self) -> None:
+        self.approved: bool | None = None
+        self.always = False
+        self.note = ""
+
+    def approve(self, always: bool = False) -> None:
+        self.approved, self.always = True, always
+
+    def deny(self, note: str = "") -> None:
+        self.approved, self.note = False, note
+
+
+@dataclass
 class FollowUpDelivered(Event):
     type: ClassVar[str] = "followup.delivered"
     text: str

@@ -129,6 +129,7 @@ def run_exec(args: Any) -> int:
         reasoning_effort=args.reasoning_effort,
         background=True if args.background else None,
         network=True if args.network else None,
+        approval="never",  # nobody to ask: what the sandbox refuses becomes the tool's error output
     )
     config.api_key()  # fail now, in one line, rather than at the first request
 

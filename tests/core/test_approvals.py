@@ -1,0 +1,88 @@
+"""Approval policies: the core asks through an event with a reply; the test answers like a front end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coder.approvals import is_read_only, prefix, sandbox_denial
+from tests.core.conftest import assert_valid_history, events_of
+from tests.scripted_server import Reply, call, message
+
+
+def rc(command: str) -> dict:
+    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
+
+
+def drive(agent, prompt, answers):
+    """Run the agent, answering each approval request with the next answer ('deny:note', 'yes', 'always')."""
+    events, answers = [], list(answers)
+    for event in agent.run(prompt):
+        events.append(event)
+        if event.type == "approval.request":
+            answer = answers.pop(0)
+            if answer.startswith("deny"):
+                event.deny(answer.partition(":")[2])
+            else:
+                event.approve(always=answer == "always")
+    assert not answers, "fewer approval requests than expected"
+    return events
+
+
+def outputs(server, n):
+    return [i["output"] for i in server.bodies[n]["input"] if i["type"] == "function_call_output"]
+
+
+def test_untrusted_asks_before_anything_not_read_only(server, make_agent, workspace: Path):
+    server.add(Reply([rc("ls")]), Reply([rc("touch a.txt")]), Reply([rc("touch b.txt")]),
+               Reply([rc("touch c.txt")]), Reply([message("done")]))
+    events = drive(make_agent(approval="untrusted"), "go", ["deny:use the editor instead", "always"])
+    requests = events_of(events, "approval.request")
+    assert [r.command for r in requests] == ["touch a.txt", "touch b.txt"]  # ls needs no yes; touch c is trusted
+    assert not (workspace / "a.txt").exists()
+    assert (workspace / "b.txt").exists() and (workspace / "c.txt").exists()
+    denied = outputs(server, 2)[-1]
+    assert denied == "The user denied this command; it did not run. Their note: use the editor instead"
+    assert_valid_history(server.bodies[-1]["input"])
+
+
+def test_on_request_offers_to_leave_the_sandbox_when_it_blocked(server, make_agent, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    server.add(Reply([rc(f"echo one > {outside}/one.txt")]), Reply([rc(f"echo two > {outside}/two.txt")]),
+               Reply([message("done")]))
+    events = drive(make_agent(approval="on-request"), "write outside", ["deny:no", "yes"])
+    requests = events_of(events, "approval.request")
+    assert len(requests) == 2 and all(r.escalate for r in requests)
+    assert "the sandbox blocked it" in requests[0].reason and "Permission denied" in requests[0].reason
+    assert not (outside / "one.txt").exists()
+    assert (outside / "two.txt").read_text() == "two\n"
+    first, second = outputs(server, 2)
+    assert "declined to re-run" in first and "Their note: no" in first
+    assert second.startswith("Re-run outside the sandbox with the user's approval.\nExit code: 0")
+
+
+def test_never_asks_nothing_and_the_refusal_stands(server, make_agent, tmp_path: Path):
+    server.add(Reply([rc(f"echo x > {tmp_path}/never.txt")]), Reply([message("blocked")]))
+    events = drive(make_agent(), "go", [])
+    assert events_of(events, "approval.request") == []
+    assert not (tmp_path / "never.txt").exists()
+    assert "Permission denied" in outputs(server, 1)[0]
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("ls -la", True), ("git status", True), ("git diff HEAD~1", True), ("rg TODO src", True),
+    ("find . -name '*.py'", True), ("find . -delete", False), ("git push", False), ("rm -rf x", False),
+    ("cat a; rm b", False), ("cat $(echo x)", False), ("ls > out", False), ("echo 'unterminated", False),
+])
+def test_read_only_allow_list(command, expected):
+    assert is_read_only(command) is expected
+
+
+def test_prefixes_and_denial_detection():
+    assert prefix("npm install left-pad") == "npm install"
+    assert prefix("pytest -q tests") == "pytest"
+    assert prefix("git -C x push") == "git"
+    assert sandbox_denial("Exit code: 1\nOutput:\nbash: /etc/x: Permission denied") == "bash: /etc/x: Permission denied"
+    assert sandbox_denial("Exit code: 1\nOutput:\nAssertionError") is None
