@@ -71,6 +71,12 @@ def _builtin_probe() -> tuple[bool, str]:
 
 
 @functools.cache
+def _connect_supervised() -> bool:
+    """Whether connect() can go to the supervisor (else, with the network off, it is refused)."""
+    return seccomp.notifications_available()
+
+
+@functools.cache
 def _bwrap_probe() -> tuple[bool, str]:
     if not os.access(BWRAP, os.X_OK):
         return False, f"{BWRAP} not found"
@@ -143,6 +149,7 @@ def wrap(
         "protected": protected_paths(policy),
         "network": policy.network,
         "limits": limits,
+        "supervise": _connect_supervised(),
     }
     from sandbox import cgroups
 

@@ -98,7 +98,8 @@ def _drop_capabilities() -> None:
         _fail("capset")
 
 
-def confine(spec: dict) -> None:
+def confine(spec: dict, supervised: bool = False) -> int | None:
+    """Landlock and seccomp for this process; the seccomp listener fd when `supervised`."""
     from sandbox import landlock, seccomp
 
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -108,12 +109,17 @@ def confine(spec: dict) -> None:
             read=spec["read"], write=spec["write"], deny=spec.get("deny", []), devices=DEVICES,
             network=spec.get("network", False),
         )
-    seccomp.install(spec.get("network", False))
+    return seccomp.install(spec.get("network", False), supervised)
 
 
-def _exec_confined(spec: dict, command: list[str]) -> None:
+def _exec_confined(spec: dict, command: list[str], channel=None) -> None:
+    """Confine, hand the seccomp listener to the supervisor (our parent), exec."""
     try:
-        confine(spec)
+        listener = confine(spec, supervised=channel is not None)
+        if channel is not None:
+            import socket
+
+            socket.send_fds(channel, [b"L"], [listener])
         os.closerange(3, 65536)
         os.execvp(command[0], command)
     except BaseException as e:  # noqa: BLE001 - any failure must stop the command
@@ -121,16 +127,32 @@ def _exec_confined(spec: dict, command: list[str]) -> None:
     os._exit(EXIT_SETUP_FAILED)
 
 
-def _wait_and_exit(pid: int) -> None:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
+def _exit_like(status: int) -> None:
+    """End this process the way the command ended (a signal becomes 128 + its number)."""
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status))
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+
+
+def _supervise(spec: dict, pid: int, channel) -> int:
+    """Take the child's seccomp listener and answer its connect() calls until it exits."""
+    import socket
+
+    from sandbox.supervisor import Supervisor
+
+    _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+    channel.close()
+    if not fds:  # the child failed before installing its filter; it reports why
+        return _wait(pid)
+    return Supervisor(fds[0], spec["write"], spec.get("deny", [])).wait(pid)
 
 
 def main(argv: list[str]) -> None:
@@ -140,19 +162,32 @@ def main(argv: list[str]) -> None:
     spec = json.loads(argv[0])
     command = argv[2:]
     _limits(spec.get("limits", {}))
-    if spec.get("namespaces", True):  # false inside bubblewrap, which made its own
+    namespaces = spec.get("namespaces", True)  # false inside bubblewrap, which made its own
+    supervised = not spec.get("network", False) and spec.get("supervise", False)
+    if namespaces:
         _namespaces(spec.get("network", False))
         _protect(spec.get("protected", []))
-        pid = os.fork()  # the child is PID 1 of the new PID namespace
-        if pid != 0:
-            _wait_and_exit(pid)
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not (namespaces or supervised):
+        _exec_confined(spec, command)
+    channel = None
+    if supervised:
+        import socket
+
+        parent_end, channel = socket.socketpair()
+    pid = os.fork()  # with namespaces, the child is PID 1 of the new PID namespace
+    if pid != 0:
+        if channel is not None:
+            channel.close()
+            _exit_like(_supervise(spec, pid, parent_end))
+        _exit_like(_wait(pid))
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if namespaces:
         try:
             _drop_capabilities()
         except BaseException as e:  # noqa: BLE001
             sys.stderr.write(f"coder sandbox: {e}\n")
             os._exit(EXIT_SETUP_FAILED)
-    _exec_confined(spec, command)
+    _exec_confined(spec, command, channel)
 
 
 if __name__ == "__main__":

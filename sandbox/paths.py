@@ -2,15 +2,20 @@
 
 Every path the model names goes through `resolve_read` or `resolve_write`:
 relative paths are taken against the workspace, symlinks are resolved, and the
-*real* location is checked against the policy. Writes then go through a temp
-file in the real parent directory and an atomic rename, so a reader never sees
+*real* location is checked against the policy. The check and the use are then
+tied together: `open_file` and `atomic_write` walk the real path again one
+component at a time with O_NOFOLLOW, so a symlink swapped in after the check
+makes the operation fail instead of leading it elsewhere. Writes go through a
+temp file in that same directory and an atomic rename, so a reader never sees
 a half-written file and a symlink is never written through.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
 from sandbox.policy import Policy
@@ -35,9 +40,16 @@ def _absolute(policy: Policy, path: str) -> Path:
     return p if p.is_absolute() else policy.workspace / p
 
 
+# Kernel interfaces, not files: /proc/self/environ would hand over coder's own API key.
+KERNEL_TREES = (Path("/proc"), Path("/sys"))
+
+
 def resolve_read(policy: Policy, path: str) -> Path:
     """The real path to read, or PathDenied if the deny list covers it."""
     real = Path(os.path.realpath(_absolute(policy, path)))
+    for tree in KERNEL_TREES:
+        if _within(real, tree):
+            raise PathDenied(f"{path} is under {tree}, a kernel interface the file tools do not open")
     for denied in policy.deny_read:
         if _within(real, denied):
             raise PathDenied(f"reading {path} is not allowed (protected location {denied})")
@@ -70,28 +82,89 @@ def display(policy: Policy, path: Path) -> str:
     return str(rel) if rel.parts else "."
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _walk(root: Path, parts: tuple[str, ...], create: bool = False) -> int:
+    """An O_PATH descriptor for root/parts, refusing any symlink on the way (mkdir missing ones if `create`)."""
+    fd = os.open(root, _DIR)
+    try:
+        for part in parts:
+            try:
+                nxt = os.open(part, _DIR, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nxt = os.open(part, _DIR, dir_fd=fd)
+            except NotADirectoryError:
+                if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise PathDenied(
+                        f"{root.joinpath(*parts)} changed while being used: {part} became a symlink"
+                    ) from None
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", part) from None
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _parent_fd(policy: Policy, path: Path, create: bool) -> int:
+    """The directory holding `path`, reached from its writable root (or /) without following links."""
+    root = next((r for r in policy.writable_roots if _within(path.parent, r)), Path("/"))
+    return _walk(root, path.parent.relative_to(root).parts, create)
+
+
+def open_file(policy: Policy, path: Path, flags: int = os.O_RDONLY) -> int:
+    """Open a checked real path; fails if any part of it became a symlink since the check."""
+    parent = _parent_fd(policy, path, create=False)
+    try:
+        return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise PathDenied(f"{path} became a symlink after it was checked; not opened") from None
+        raise
+    finally:
+        os.close(parent)
+
+
+def read_bytes(policy: Policy, path: Path) -> bytes:
+    with os.fdopen(open_file(policy, path), "rb") as f:
+        return f.read()
+
+
+def atomic_write(policy: Policy, path: Path, data: bytes, mode: int | None = None) -> None:
     """Write through a temp file in the same directory and rename over `path`.
 
-    Keeps `mode` (an existing file's permission bits) when given; otherwise the
-    new file gets the usual 0o666 less the umask.
+    `path` is a real path from `resolve_write`; the directory is reached again
+    without following symlinks. Keeps `mode` (an existing file's permission
+    bits) when given; otherwise the new file gets 0o666 less the umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".coder-tmp")
+    if mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    parent = _parent_fd(policy, path, create=True)
+    tmp = f".{path.name}.{secrets.token_hex(4)}.coder-tmp"
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.rename(tmp, path.name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(parent)

@@ -75,6 +75,9 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         ok = True
     except (ToolError, PathDenied) as e:
         output, ok = f"Error: {e}", False
+    except OSError as e:  # the file system said no: permissions, a file where a folder should be
+        where = f": {e.filename}" if e.filename else ""
+        output, ok = f"Error: {name}: {e.strerror or e}{where}", False
     except Exception as e:  # a tool bug must not end the run or orphan the call
         output, ok = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}", False
     return ToolResult(truncate_middle(output), ok)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import heapq
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from sandbox.paths import atomic_write, display, resolve_write
+from sandbox.paths import atomic_write, display, open_file, resolve_write
 
 CONTEXT_LINES = 2
 SNIPPET_MAX_LINES = 60
@@ -215,16 +216,20 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     replace_all = bool(args.get("replace_all"))
     shown = display(ctx.policy, path)
 
-    if not path.exists():
-        raise ToolError(f"{shown} does not exist; use write_file to create it")
-    if not path.is_file():
-        raise ToolError(f"{shown} is not a regular file; edit_file only edits files")
     if old == "":
         raise ToolError(
             "old_string is empty; give the exact text to replace (to create or rewrite a whole file use write_file)"
         )
-
-    raw = path.read_bytes()
+    try:
+        fd = open_file(ctx.policy, path, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ToolError(f"{shown} does not exist; use write_file to create it") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ToolError(f"{shown} is not a regular file; edit_file only edits files")
+    with os.fdopen(fd, "rb") as f:
+        raw = f.read()
     doc = _decode(raw)
     if doc.crlf:
         old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
@@ -269,7 +274,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if updated == text:
         raise ToolError("the replacement leaves the file unchanged; nothing was written")
     data = _encode(updated, doc, shown)
-    atomic_write(path, data, stat.S_IMODE(path.stat().st_mode))
+    atomic_write(ctx.policy, path, data, stat.S_IMODE(st.st_mode))
     plural = "occurrence" if count == 1 else "occurrences"
     return f"Edited {shown}: replaced {count} {plural}{note}\n{_snippet(text, updated)}"
 

@@ -7,11 +7,12 @@ bits so overwriting a script does not make it non-executable.
 
 from __future__ import annotations
 
+import os
 import stat
 from typing import Any
 
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from sandbox.paths import atomic_write, display, resolve_write
+from sandbox.paths import atomic_write, display, open_file, resolve_write
 
 
 def count_lines(text: str) -> int:
@@ -23,16 +24,22 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     path = resolve_write(ctx.policy, args["path"])
     content: str = args["content"]
     shown = display(ctx.policy, path)
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory; give a file path inside it")
-    mode = None
-    old_lines = None
-    if path.exists():
-        if not path.is_file():
+    mode = old_lines = None
+    try:
+        fd = open_file(ctx.policy, path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        pass
+    else:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise ToolError(f"{shown} is a directory; give a file path inside it")
             raise ToolError(f"{shown} exists and is not a regular file; refusing to replace it")
-        mode = stat.S_IMODE(path.stat().st_mode)
-        old_lines = count_lines(path.read_bytes().decode("utf-8", errors="replace"))
-    atomic_write(path, content.encode("utf-8"), mode)
+        mode = stat.S_IMODE(st.st_mode)
+        with os.fdopen(fd, "rb") as f:
+            old_lines = count_lines(f.read().decode("utf-8", errors="replace"))
+    atomic_write(ctx.policy, path, content.encode("utf-8"), mode)
     lines = count_lines(content)
     if old_lines is None:
         return f"Created {shown} ({lines} lines)"

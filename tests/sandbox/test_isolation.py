@@ -169,6 +169,77 @@ class TestWorkspaceWrite:
         tcp.close()
         udp.close()
 
+    def test_unix_socket_outside_the_workspace(self, sbx: ToolContext, workspace: Path, outside: Path):
+        stream = socket.socket(socket.AF_UNIX)
+        stream.bind(str(outside / "daemon.sock"))
+        stream.listen()
+        stream.settimeout(0.5)
+        dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        dgram.bind(str(outside / "log.sock"))
+        dgram.settimeout(0.5)
+        (workspace / "link.sock").symlink_to(outside / "daemon.sock")
+        script = (
+            "import socket\n"
+            f"for path in ({str(outside / 'daemon.sock')!r}, 'link.sock', '../outside/daemon.sock'):\n"
+            "    try: socket.socket(socket.AF_UNIX).connect(path); print('connected', path)\n"
+            "    except OSError as e: print('refused', path, e)\n"
+            "try: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+            f".sendto(b'leak', {str(outside / 'log.sock')!r})\n"
+            "except OSError as e: print('dgram', e)\n"
+        )
+        (workspace / "attack.py").write_text(script)
+        out = sh(sbx, "python3 attack.py; cd .. && python3 -c \"import socket; "
+                      "socket.socket(socket.AF_UNIX).connect('outside/daemon.sock')\"")
+        with pytest.raises(socket.timeout):
+            stream.accept()
+        with pytest.raises(socket.timeout):
+            dgram.recvfrom(100)
+        assert "connected" not in out and out.count("Permission denied") >= 4, out
+        stream.close()
+        dgram.close()
+
+    def test_unix_socket_address_swapped_during_connect(self, sbx: ToolContext, workspace: Path, outside: Path):
+        """A second thread rewrites the address while connect() is being decided: nothing gets out."""
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(outside / "s"))
+        server.listen(64)
+        server.settimeout(0.5)
+        # Both paths have the same length, so flipping the bytes leaves a well-formed address.
+        outside_path = str(outside / "s").encode()
+        inside_path = str(workspace / "i").rjust(len(outside_path), "/").encode()
+        assert len(inside_path) == len(outside_path)
+        script = f"""
+import ctypes, socket, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+listener = socket.socket(socket.AF_UNIX); listener.bind({str(workspace / "i")!r}); listener.listen(4096)
+listener.setblocking(False)
+addr = ctypes.create_string_buffer(b"\\x01\\x00" + {inside_path!r} + b"\\0")
+paths = [{inside_path!r}, {outside_path!r}]
+stop = False
+def flip():
+    i = 0
+    while not stop:
+        ctypes.memmove(ctypes.addressof(addr) + 2, paths[i % 2], len(paths[0])); i += 1
+threading.Thread(target=flip, daemon=True).start()
+ok = tries = 0
+end = time.monotonic() + 0.6  # the CPU limit is 2 s and the flipper spins
+while time.monotonic() < end:
+    tries += 1
+    s = socket.socket(socket.AF_UNIX)
+    ok += libc.connect(s.fileno(), addr, len(addr.raw)) == 0
+    s.close()
+    try: listener.accept()[0].close()
+    except OSError: pass
+stop = True
+print("inside connections", ok, "of", tries)
+"""
+        (workspace / "race.py").write_text(script)
+        out = sh(sbx, "python3 race.py", timeout=60)
+        with pytest.raises(socket.timeout):
+            server.accept()
+        assert "inside connections" in out and "inside connections 0" not in out, out
+        server.close()
+
     def test_file_size_limit(self, sbx: ToolContext, workspace: Path):
         sh(sbx, "head -c 100000000 /dev/zero > big.bin")
         assert (workspace / "big.bin").stat().st_size <= 1 << 20

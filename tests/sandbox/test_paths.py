@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.paths import PathDenied, atomic_write, display, resolve_read, resolve_write
+from sandbox.paths import PathDenied, atomic_write, display, open_file, read_bytes, resolve_read, resolve_write
 from sandbox.policy import Mode, Policy
 
 
@@ -81,27 +81,64 @@ def test_private_temp_dir_is_writable(workspace: Path, tmp_path: Path) -> None:
     assert resolve_write(policy, str(tmp / "x")) == tmp.resolve() / "x"
 
 
-def test_atomic_write_keeps_mode_and_leaves_no_temp_file(workspace: Path) -> None:
+def test_atomic_write_keeps_mode_and_leaves_no_temp_file(policy: Policy, workspace: Path) -> None:
     target = workspace / "run.sh"
     target.write_text("old\n")
     target.chmod(0o750)
-    atomic_write(target, b"new\n", stat.S_IMODE(target.stat().st_mode))
+    atomic_write(policy, target, b"new\n", stat.S_IMODE(target.stat().st_mode))
     assert target.read_bytes() == b"new\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o750
     assert sorted(p.name for p in workspace.iterdir()) == ["run.sh"]
 
 
-def test_atomic_write_creates_parents(workspace: Path) -> None:
-    atomic_write(workspace / "a" / "b" / "c.txt", b"x")
+def test_atomic_write_creates_parents(policy: Policy, workspace: Path) -> None:
+    atomic_write(policy, workspace / "a" / "b" / "c.txt", b"x")
     assert (workspace / "a" / "b" / "c.txt").read_bytes() == b"x"
     assert os.listdir(workspace / "a" / "b") == ["c.txt"]
 
 
-def test_atomic_write_replaces_symlink_not_its_target(workspace: Path, tmp_path: Path) -> None:
+def test_atomic_write_replaces_symlink_not_its_target(policy: Policy, workspace: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("keep\n")
     link = workspace / "link.txt"
     link.symlink_to(outside)
-    atomic_write(link, b"new\n")
+    atomic_write(policy, link, b"new\n")
     assert outside.read_text() == "keep\n"
     assert not link.is_symlink() and link.read_bytes() == b"new\n"
+
+
+@pytest.mark.parametrize("path", ["/proc/self/environ", "/proc/1/cmdline", "/sys/kernel/notes"])
+def test_kernel_interfaces_refused(policy: Policy, path: str) -> None:
+    with pytest.raises(PathDenied, match="kernel interface"):
+        resolve_read(policy, path)
+
+
+def test_symlink_swapped_in_between_check_and_write(policy: Policy, workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (workspace / "sub").mkdir()
+    real = resolve_write(policy, "sub/evil.txt")  # checked: inside the workspace
+    (workspace / "sub").rmdir()
+    (workspace / "sub").symlink_to(outside)  # the race: the folder becomes a link out
+    with pytest.raises(PathDenied, match="became a symlink"):
+        atomic_write(policy, real, b"pwned\n")
+    assert list(outside.iterdir()) == []
+
+
+def test_file_swapped_for_a_symlink_after_the_check(policy: Policy, workspace: Path, secret_dir: Path) -> None:
+    (workspace / "notes.txt").write_text("mine\n")
+    real = resolve_read(policy, "notes.txt")
+    (workspace / "notes.txt").unlink()
+    (workspace / "notes.txt").symlink_to(secret_dir / "id_rsa")
+    with pytest.raises(PathDenied, match="became a symlink"):
+        open_file(policy, real)
+    # a write replaces the link itself, never the file it points to
+    atomic_write(policy, resolve_write(policy, "other.txt"), b"x")
+    atomic_write(policy, real, b"new\n")
+    assert (secret_dir / "id_rsa").read_text() == "PRIVATE KEY\n"
+    assert read_bytes(policy, real) == b"new\n"
+
+
+def test_missing_parent_folders_are_created_without_following_links(policy: Policy, workspace: Path) -> None:
+    atomic_write(policy, resolve_write(policy, "x/y/z.txt"), b"1")
+    assert (workspace / "x" / "y" / "z.txt").read_bytes() == b"1"

@@ -171,3 +171,9 @@ def test_output_stays_bounded(ctx, workspace: Path):
     nxt = read(ctx, path="wide.txt", offset=last + 1, limit=1).splitlines()[0]
     assert nxt == numbered(last + 1, f"{last + 1:05d}" + "y" * 195)
 
+
+
+def test_own_environment_through_proc_refused(ctx: ToolContext, api_key: str) -> None:
+    for path in ("/proc/self/environ", "/proc/thread-self/environ", "../../../../../proc/self/environ"):
+        out, ok = call(ctx, path=path)
+        assert not ok and "kernel interface" in out and api_key not in out

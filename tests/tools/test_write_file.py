@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
 
+from coder.tools import call_tool
 from coder.tools.base import ToolContext, ToolError
 from coder.tools.write_file import TOOL
 from sandbox.paths import PathDenied
@@ -84,3 +86,10 @@ def test_directory_refused(ctx: ToolContext, workspace: Path) -> None:
     with pytest.raises(ToolError, match="pkg is a directory"):
         call(ctx, "pkg", "x")
     assert (workspace / "pkg").is_dir()
+
+
+def test_file_where_a_folder_should_be(ctx: ToolContext, workspace: Path) -> None:
+    (workspace / "a.txt").write_text("x\n")
+    result = call_tool(ctx, "write_file", json.dumps({"path": "a.txt/b.txt", "content": "y"}))
+    assert not result.ok and result.output == "Error: write_file: not a directory: a.txt"
+    assert (workspace / "a.txt").read_text() == "x\n"
