@@ -54,6 +54,8 @@ def sbx(workspace: Path, tmp_path: Path, secret_dir: Path, backend: backends.Bac
         limits={"cpu": 2, "fsize": 1 << 20},
     )
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(temp), "LANG": "C.UTF-8"}
+    if "PYTHONPATH" in os.environ:  # the unprivileged re-run finds pytest this way
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return ToolContext(policy=policy, env=env, default_timeout=20, backend=backend)
 
 
