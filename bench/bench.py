@@ -136,22 +136,42 @@ def bench_session(turns: int, workspace: Path) -> None:
     print(f"  openai transform avoided  {transform * 1000:.1f} ms for the final history alone (per request)")
 
 
+CONNECTS = """
+import socket, time
+l = socket.socket(socket.AF_UNIX); l.bind("b.sock"); l.listen(1024)
+t = time.perf_counter()
+for _ in range(500):
+    c = socket.socket(socket.AF_UNIX); c.connect("b.sock"); l.accept()[0].close(); c.close()
+print((time.perf_counter() - t) / 500 * 1e6)
+"""
+
+
 def bench_command_overhead(runs: int, workspace: Path) -> None:
-    """Wall time of run_command("true") with and without the sandbox backend."""
+    """Wall time of run_command("true") on each backend, and of one Unix-socket connect() inside it."""
     from coder.tools.base import ToolContext
     from coder.tools.run_command import TOOL
+    from sandbox import backends
     from sandbox.policy import Mode, Policy
 
     env = {"PATH": "/usr/bin:/bin"}
-    for mode in (Mode.FULL_ACCESS, Mode.WORKSPACE_WRITE):
-        ctx = ToolContext(policy=Policy.for_workspace(workspace, mode), env=env)
+    (workspace / "connects.py").write_text(CONNECTS)
+    choices = [(Mode.FULL_ACCESS, None)] + [(Mode.WORKSPACE_WRITE, b) for b in ("landlock", "bwrap")]
+    for mode, name in choices:
+        backend = backends.get(name) if name else None
+        if name and backend is None:
+            print(f"run_command true [{name:11}] backend not available")
+            continue
+        ctx = ToolContext(policy=Policy.for_workspace(workspace, mode), env=env, backend=backend)
         times = []
         for _ in range(runs):
             t = time.perf_counter()
             out = TOOL.run(ctx, {"command": "true", "timeout_seconds": None, "workdir": None})
             times.append(time.perf_counter() - t)
             assert out.startswith("Exit code: 0"), out
-        print(f"run_command true [{ctx.backend.name:11}] {median_ms(times)}")
+        out = TOOL.run(ctx, {"command": "python3 connects.py; rm -f b.sock", "timeout_seconds": None, "workdir": None})
+        per_connect = float(out.split("Output:")[1].split()[0])
+        print(f"run_command true [{ctx.backend.name:11}] {median_ms(times)}; "
+              f"Unix connect() {per_connect:.0f} us")
 
 
 def main() -> None:

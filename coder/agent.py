@@ -45,7 +45,7 @@ from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
 from sandbox.backends import Backend
 from sandbox.env import scrub
-from sandbox.policy import Mode, Policy, make_private_temp_dir
+from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
 INTERRUPTED = "Interrupted by the user before this call finished; it may not have run."
 RETRYABLE_STREAM_ERRORS = ("rate_limit", "server_error", "overloaded", "timeout", "unavailable")
@@ -104,7 +104,9 @@ class Agent:
         if policy is None:
             self._owned_temp = make_private_temp_dir()
             policy = Policy.for_workspace(
-                self.workspace, Mode.parse(config.sandbox), network=config.network, temp_dir=self._owned_temp
+                self.workspace, Mode.parse(config.sandbox), network=config.network, temp_dir=self._owned_temp,
+                deny_read=default_deny_read(Path.home()) + tuple(_user_path(p, self.workspace) for p in config.deny_read),
+                limits=config.sandbox_limits(),
             )
         self.policy = policy
         self.client = client or ResponsesClient(config)
@@ -343,35 +345,55 @@ class Agent:
         policy = replace(self.policy, mode=Mode.FULL_ACCESS)
         return replace(self.tool_ctx, policy=policy, backend=Backend("unsandboxed", "approved by the user"))
 
+    def _ask(self, call: dict[str, Any], command: str, reason: str, escalate: bool) -> Generator[Event, None, ApprovalRequest]:
+        request = ApprovalRequest(call["call_id"], command, reason, escalate=escalate)
+        yield request
+        if request.approved and request.always:
+            self.approvals.trust(command)
+        return request
+
     def _run_with_approval(self, call: dict[str, Any]) -> Generator[Event, None, tuple[ToolResult, float]]:
-        """run_command under an approval policy: ask first (untrusted) or to escape the sandbox (on-request)."""
+        """run_command under an approval policy.
+
+        Asks first when the policy is `untrusted`, or for every command when this
+        machine has no sandbox at all; under `on-request`, offers to re-run
+        outside the sandbox a command the sandbox blocked.
+        """
         command = _summary(call)
         approvals = self.approvals
-        if approvals.ask_first(command):
-            request = ApprovalRequest(call["call_id"], command, "not on the read-only allow list", escalate=False)
-            yield request
-            if not request.approved:
-                note = f" Their note: {request.note}" if request.note else ""
-                return ToolResult(f"The user denied this command; it did not run.{note}", False), 0.0
-            if request.always:
-                approvals.trust(command)
-        sandboxed = self.tool_ctx.backend is not None and self.tool_ctx.backend.isolates
-        if approvals.may_escalate() and sandboxed and approvals.is_trusted(command):
+        backend = self.tool_ctx.backend
+        no_sandbox = not backend.isolates and self.policy.mode is not Mode.FULL_ACCESS
+        if no_sandbox or approvals.ask_first(command):
+            if not approvals.is_trusted(command):
+                reason = (f"no sandbox is available here ({backend.detail}); it would run without isolation"
+                          if no_sandbox else "not on the read-only allow list")
+                request = yield from self._ask(call, command, reason, escalate=no_sandbox)
+                if not request.approved:
+                    return ToolResult(f"The user denied this command; it did not run.{_note(request)}", False), 0.0
+            if no_sandbox:
+                return self._execute(call, self._unsandboxed())
+        if approvals.may_escalate() and backend.isolates and approvals.is_trusted(command):
             return self._execute(call, self._unsandboxed())
         result, duration = self._execute(call)
         denial = sandbox_denial(result.output) if result.ok and not result.output.startswith("Exit code: 0") else None
-        if not (approvals.may_escalate() and sandboxed and denial):
+        if not (approvals.may_escalate() and backend.isolates and denial):
             return result, duration
-        request = ApprovalRequest(call["call_id"], command, f"the sandbox blocked it: {denial}", escalate=True)
-        yield request
+        request = yield from self._ask(call, command, f"the sandbox blocked it: {denial}", escalate=True)
         if not request.approved:
-            note = f" Their note: {request.note}" if request.note else ""
-            declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{note}"
+            declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{_note(request)}"
             return ToolResult(declined, result.ok), duration
-        if request.always:
-            approvals.trust(command)
         rerun, more = self._execute(call, self._unsandboxed())
         return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok), duration + more
+
+
+def _note(request: ApprovalRequest) -> str:
+    return f" Their note: {request.note}" if request.note else ""
+
+
+def _user_path(path: str, workspace: Path) -> Path:
+    """A path from the config: ~ is the home directory, relative means the workspace."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else workspace / p
 
 
 def _summary(call: dict[str, Any]) -> str:

@@ -44,6 +44,8 @@ class Config:
     network: bool = False
     command_timeout: float = 120.0
     background: bool = False
+    deny_read: tuple[str, ...] = ()  # more paths nothing may read, on top of the built-in list
+    limits: dict[str, int] = field(default_factory=dict)  # cpu_seconds, file_size_mb, processes
 
     @property
     def zdr(self) -> bool:
@@ -58,6 +60,13 @@ class Config:
                 "(and OPENAI_BASE_URL=<url> for another Responses-compatible endpoint)"
             )
         return key
+
+    def sandbox_limits(self) -> dict[str, int]:
+        """The per-command limits in the sandbox's own units (seconds, bytes, processes)."""
+        out = {LIMITS[k]: v for k, v in self.limits.items()}
+        if "fsize" in out:
+            out["fsize"] <<= 20
+        return out
 
     def with_overrides(self, **overrides: Any) -> "Config":
         return _validated(replace(self, **{k: v for k, v in overrides.items() if v is not None}), "flags")
@@ -82,6 +91,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "network": (bool,),
     "command_timeout": (int, float),
     "background": (bool,),
+    "deny_read": (list,),
+    "limits": (dict,),
+}
+LIMITS = {"cpu_seconds": "cpu", "file_size_mb": "fsize", "processes": "nproc"}
+# A cloned repository's own config must not loosen the sandbox or pick which secret becomes the API key.
+PROJECT_FORBIDDEN = {
+    "api_key_env": lambda v: True,
+    "sandbox": lambda v: v == "full-access",
+    "network": lambda v: v is True,
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
 
@@ -120,6 +138,16 @@ def _check_values(data: dict[str, Any], source: str) -> dict[str, Any]:
             raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
         if key == "extra_headers":
             value = {str(k): str(v) for k, v in value.items()}
+        elif key == "deny_read":
+            if not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{source}: deny_read must be a list of paths, got {value!r}")
+            value = tuple(value)
+        elif key == "limits":
+            for name, n in value.items():
+                if name not in LIMITS:
+                    raise ConfigError(f"{source}: unknown limit {name!r} (choose from {', '.join(LIMITS)})")
+                if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                    raise ConfigError(f"{source}: limits.{name} must be a positive whole number, got {n!r}")
         out[key] = value
     return out
 
@@ -155,9 +183,19 @@ def load_config(workspace: Path, **flags: Any) -> tuple[Config, list[str]]:
         layers["model"] = os.environ["CODER_MODEL"]
     for path in (user_config_path(), project_config_path(workspace)):
         data = _check_values(_read_toml(path), str(path))
-        if path.parent.name == ".coder" and "base_url" in data:
-            # A cloned repository choosing where the API key goes deserves a visible line.
-            notices.append(f"{path} sets base_url = {data['base_url']}")
-        layers.update(data)
+        if path.parent.name == ".coder":
+            for key, forbidden in PROJECT_FORBIDDEN.items():
+                if key in data and forbidden(data[key]):
+                    raise ConfigError(
+                        f"{path}: {key} = {data[key]!r} is not allowed in a project's config; "
+                        "set it in your user config or with a flag"
+                    )
+            if "base_url" in data:
+                # A cloned repository choosing where the API key goes deserves a visible line.
+                notices.append(f"{path} sets base_url = {data['base_url']}")
+            if "deny_read" in layers and "deny_read" in data:  # a project adds to the user's list
+                data["deny_read"] = layers["deny_read"] + data["deny_read"]
+        for key, value in data.items():  # tables merge key by key; everything else replaces
+            layers[key] = {**layers[key], **value} if isinstance(value, dict) and key in layers else value
     cfg = _validated(Config(**layers), "configuration")
     return cfg.with_overrides(**flags), notices

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import functools
-import json
+import marshal
 import os
 import subprocess
 import sys
@@ -67,13 +67,19 @@ def _builtin_probe() -> tuple[bool, str]:
     ok, why = _userns_allowed()
     if not ok:
         return False, why
-    return True, f"Landlock ABI {abi}, seccomp, user/pid/mount/net namespaces"
+    return True, f"Landlock ABI {abi}, seccomp, user/pid/mount/net namespaces, {_connect_note()}"
 
 
 @functools.cache
 def _connect_supervised() -> bool:
     """Whether connect() can go to the supervisor (else, with the network off, it is refused)."""
     return seccomp.notifications_available()
+
+
+def _connect_note() -> str:
+    if _connect_supervised():
+        return "with the network off, Unix sockets outside the writable roots refused"
+    return "with the network off, every connect() refused (no seccomp user notifications)"
 
 
 @functools.cache
@@ -89,7 +95,7 @@ def _bwrap_probe() -> tuple[bool, str]:
         return False, f"bubblewrap does not start: {e}"
     if r.returncode != 0:
         return False, f"bubblewrap does not start: {r.stderr.decode(errors='replace').strip()[:200]}"
-    return True, f"bubblewrap ({BWRAP}) with seccomp"
+    return True, f"bubblewrap ({BWRAP}) with seccomp, {_connect_note()}"
 
 
 def _seatbelt_probe() -> tuple[bool, str]:
@@ -161,7 +167,7 @@ def wrap(
         "import sys; sys.path.insert(0, sys.argv.pop(1)); "
         "from sandbox.helper import main; main(sys.argv[1:])"
     )
-    helper = [sys.executable, "-I", "-S", "-c", bootstrap, str(PACKAGE_ROOT), json.dumps(spec), "--"]
+    helper = [sys.executable, "-I", "-S", "-c", bootstrap, str(PACKAGE_ROOT), marshal.dumps(spec).hex(), "--"]
     return [*prefix, *helper, *argv]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 _SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 
@@ -78,18 +77,27 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def _allow_except(allowed: Path, denied: list[Path]) -> Iterable[Path]:
-    """`allowed` itself, or — when a denied path lies inside — its siblings on the way down."""
-    inside = [d for d in denied if d == allowed or allowed in d.parents]
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _allow_except(allowed: str, denied: list[str]) -> Iterable[str]:
+    """`allowed` itself, or — when a denied path lies inside — its siblings on the way down.
+
+    Plain strings and os.scandir: the helper runs before every command, and
+    pathlib alone would cost it a few milliseconds of imports.
+    """
+    inside = [d for d in denied if _inside(d, allowed)]
     if not inside:
         yield allowed
         return
-    if any(d == allowed for d in inside):
+    if allowed in inside:
         return
     try:
         # A symlink's rule would land on its target, which may be the very tree
         # being carved out; targets get their own rules under their real paths.
-        children = [c for c in allowed.iterdir() if not c.is_symlink()]
+        with os.scandir(allowed) as entries:
+            children = [e.path for e in entries if not e.is_symlink()]
     except OSError:
         return
     for child in children:
@@ -98,10 +106,10 @@ def _allow_except(allowed: Path, denied: list[Path]) -> Iterable[Path]:
 
 def restrict_self(
     *,
-    read: Iterable[Path],
-    write: Iterable[Path],
-    deny: Iterable[Path] = (),
-    devices: Iterable[Path] = (),
+    read: Iterable[str],
+    write: Iterable[str],
+    deny: Iterable[str] = (),
+    devices: Iterable[str] = (),
     network: bool = False,
     scope_signals: bool = True,
 ) -> int:
@@ -130,15 +138,15 @@ def restrict_self(
     if fd < 0:
         err = ctypes.get_errno()
         raise LandlockError(err, f"landlock_create_ruleset: {os.strerror(err)}")
-    denied = [Path(os.path.realpath(d)) for d in deny]
+    denied = [os.path.realpath(d) for d in deny]
     try:
-        grants: list[tuple[Path, int]] = []
+        grants: list[tuple[str, int]] = []
         for root in read:
-            grants += [(p, READ & all_fs) for p in _allow_except(Path(root), denied)]
+            grants += [(p, READ & all_fs) for p in _allow_except(os.fspath(root), denied)]
         for root in write:
-            grants += [(p, all_fs) for p in _allow_except(Path(root), denied)]
+            grants += [(p, all_fs) for p in _allow_except(os.fspath(root), denied)]
         for dev in devices:
-            grants.append((Path(dev), (READ_FILE | WRITE_FILE | IOCTL_DEV | TRUNCATE) & all_fs))
+            grants.append((os.fspath(dev), (READ_FILE | WRITE_FILE | IOCTL_DEV | TRUNCATE) & all_fs))
         for path, rights in grants:
             _add_path_rule(add_rule, fd, path, rights)
         if _libc.syscall(restrict, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
@@ -149,7 +157,7 @@ def restrict_self(
     return abi
 
 
-def _add_path_rule(add_rule: int, ruleset_fd: int, path: Path, rights: int) -> None:
+def _add_path_rule(add_rule: int, ruleset_fd: int, path: str, rights: int) -> None:
     try:
         pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:

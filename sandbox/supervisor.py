@@ -7,7 +7,7 @@ connect() to this supervisor, the sandbox helper's parent, which:
 
 1. copies the address out of the caller's memory once and decides on that copy
    (the caller cannot change it afterwards);
-2. takes a duplicate of the caller's socket (pidfd_getfd);
+2. takes a copy of the caller's socket (pidfd_getfd);
 3. for a named socket, opens the path relative to the caller's working
    directory with O_PATH, and judges where that very inode lives; inside a
    writable root and outside the deny list it connects through
@@ -25,7 +25,6 @@ import ctypes
 import errno
 import os
 import select
-import socket
 import stat
 
 _IOC_WR, _IOC_W = 0xC0000000, 0x40000000
@@ -34,6 +33,7 @@ NOTIF_SEND = _IOC_WR | (24 << 16) | (ord("!") << 8) | 1
 NOTIF_ID_VALID = _IOC_W | (8 << 16) | (ord("!") << 8) | 2
 SYS_PIDFD_GETFD = 438  # same number on x86_64 and aarch64
 SUN_PATH_MAX = 108
+AF_UNIX, SOL_SOCKET, SO_DOMAIN = 1, 1, 39
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -75,7 +75,28 @@ def _thread_group(tid: int) -> int:
 
 
 def _sockaddr_un(path: bytes) -> ctypes.Array:
-    return ctypes.create_string_buffer(socket.AF_UNIX.to_bytes(2, "little") + path + b"\0")
+    return ctypes.create_string_buffer(AF_UNIX.to_bytes(2, "little") + path + b"\0")
+
+
+def _domain(fd: int) -> int:
+    value, size = ctypes.c_int(0), ctypes.c_uint32(4)
+    if _libc.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, ctypes.byref(value), ctypes.byref(size)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return value.value
+
+
+def take_fd(pid: int, fd: int) -> int:
+    """A copy of descriptor `fd` of process `pid` (pidfd_getfd, Linux 5.6+)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        dup = _libc.syscall(SYS_PIDFD_GETFD, pidfd, ctypes.c_int(fd), 0)
+    finally:
+        os.close(pidfd)
+    if dup < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(dup)
 
 
 def _connect(fd: int, addr: bytes | ctypes.Array, length: int) -> int:
@@ -144,30 +165,19 @@ class Supervisor:
         try:
             # The pid was read from the notification: make sure it is still the caller.
             _ioctl(self.listener, NOTIF_ID_VALID, ctypes.c_uint64(notif.id))
-            pidfd = os.pidfd_open(_thread_group(tid))
+            dup = take_fd(_thread_group(tid), sock_fd)
             try:
-                dup = _libc.syscall(SYS_PIDFD_GETFD, pidfd, ctypes.c_int(sock_fd), 0)
-            finally:
-                os.close(pidfd)
-            if dup < 0:
-                return -(ctypes.get_errno() or errno.EPERM)
-            try:
-                return self._connect_as_caller(int(dup), addr, cwd)
+                return self._connect_as_caller(dup, addr, cwd)
             finally:
                 os.close(dup)
         finally:
             os.close(cwd)
 
     def _connect_as_caller(self, sock: int, addr: bytes, cwd: int) -> int:
-        family = int.from_bytes(addr[:2], "little")
-        domain = socket.socket(fileno=os.dup(sock))
-        try:
-            if domain.family != socket.AF_UNIX:
-                return -errno.EPERM  # the network is off
-        finally:
-            domain.close()
+        if _domain(sock) != AF_UNIX:
+            return -errno.EPERM  # the network is off
         path = addr[2:]
-        if family != socket.AF_UNIX or not path or path[0] == 0:
+        if int.from_bytes(addr[:2], "little") != AF_UNIX or not path or path[0] == 0:
             return _connect(sock, addr, len(addr))  # abstract or unnamed: this namespace's own
         path = path.split(b"\0", 1)[0]
         try:

@@ -205,3 +205,43 @@ def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server,
     assert "Reading it first." in screen
     assert screen.count("The file says hello.") == 1
     assert "completed · tokens in" in screen
+
+
+@pytest.mark.parametrize("setting", ['sandbox = "full-access"', "network = true", 'api_key_env = "AWS_SECRET_ACCESS_KEY"'])
+def test_a_project_config_cannot_loosen_the_sandbox(server, env, workspace: Path, setting: str):
+    cfg = workspace / ".coder" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(setting + "\n")
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"{cfg}: {setting.split(' = ')[0]} = " in r.stderr and "not allowed in a project's config" in r.stderr
+    assert server.requests == []
+
+
+def test_deny_list_and_limits_from_config_reach_the_sandbox(server, env, workspace: Path, tmp_path: Path):
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "token.txt").write_text("s3cr3t-value\n")
+    user = Path(env["XDG_CONFIG_HOME"]) / "coder" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(f'deny_read = ["{private}"]\n[limits]\nfile_size_mb = 1\n')
+    server.add(
+        Reply([call("run_command", {"command": f"cat {private}/token.txt; head -c 5000000 /dev/zero > big",
+                                    "timeout_seconds": None, "workdir": None}),
+               call("read_file", {"path": f"{private}/token.txt", "offset": None, "limit": None})]),
+        Reply([message("done")]),
+    )
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    outputs = [i["output"] for i in server.bodies[1]["input"] if i.get("type") == "function_call_output"]
+    assert len(outputs) == 2 and not any("s3cr3t-value" in o for o in outputs)
+    assert "not allowed" in outputs[1]
+    assert (workspace / "big").stat().st_size == 1 << 20
+
+
+def test_limits_in_config_are_checked(server, env, workspace: Path):
+    cfg = workspace / ".coder" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text("[limits]\ncpu_secs = 5\n")
+    r = coder("exec", "hi", env=env, cwd=workspace)
+    assert r.returncode == 2 and "unknown limit 'cpu_secs'" in r.stderr and r.stderr.count("\n") == 1

@@ -86,3 +86,18 @@ def test_prefixes_and_denial_detection():
     assert prefix("git -C x push") == "git"
     assert sandbox_denial("Exit code: 1\nOutput:\nbash: /etc/x: Permission denied") == "bash: /etc/x: Permission denied"
     assert sandbox_denial("Exit code: 1\nOutput:\nAssertionError") is None
+
+
+def test_without_a_sandbox_every_command_needs_a_yes(server, make_agent, workspace: Path):
+    from sandbox.backends import Backend
+
+    server.add(Reply([rc("ls")]), Reply([rc("touch a.txt")]), Reply([rc("touch b.txt")]), Reply([message("done")]))
+    agent = make_agent(approval="on-request")
+    agent.tool_ctx.backend = Backend("none", "Landlock is not enabled in this kernel")
+    events = drive(agent, "go", ["deny", "yes", "yes"])
+    requests = events_of(events, "approval.request")
+    assert [r.command for r in requests] == ["ls", "touch a.txt", "touch b.txt"]  # even read-only ones
+    assert all(r.escalate and "no sandbox is available here (Landlock is not enabled" in r.reason for r in requests)
+    assert outputs(server, 1) == ["The user denied this command; it did not run."]
+    assert (workspace / "a.txt").exists() and (workspace / "b.txt").exists()
+    assert_valid_history(server.bodies[-1]["input"])
