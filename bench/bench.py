@@ -90,6 +90,36 @@ def bench_exec_to_endpoint(runs: int, workspace: Path) -> list[float]:
     return times
 
 
+def bench_repl_first_paint(runs: int, workspace: Path) -> list[float]:
+    """From spawning `coder` in a pseudo-terminal to its prompt being drawn (the toolbar appears with it)."""
+    import pty
+    import select
+
+    times = []
+    for _ in range(runs):
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "OPENAI_API_KEY": "sk-bench", "TERM": "xterm",
+               "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "XDG_STATE_HOME": str(workspace / ".state")}
+        t0 = time.perf_counter()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.chdir(workspace)
+            os.execve(str(CODER), [str(CODER)], env)
+        seen = b""
+        while b"context 0 tokens" not in seen:
+            ready, _, _ = select.select([fd], [], [], 10)
+            if not ready:
+                raise SystemExit("the REPL never drew its prompt")
+            chunk = os.read(fd, 65536)
+            if b"\x1b[6n" in chunk:  # answer the cursor-position query like a terminal
+                os.write(fd, b"\x1b[1;1R")
+            seen += chunk
+        times.append(time.perf_counter() - t0)
+        os.write(fd, b"\x04")  # Ctrl-D
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return times
+
+
 def bench_session(turns: int, workspace: Path) -> None:
     from coder.agent import Agent
     from coder.config import Config
@@ -186,6 +216,7 @@ def main() -> None:
         ws = Path(tmp)
         print(f"coder --version             {median_ms(bench_version(args.runs))}")
         print(f"coder exec -> endpoint      {median_ms(bench_exec_to_endpoint(args.runs, ws))}")
+        print(f"coder (REPL) -> prompt      {median_ms(bench_repl_first_paint(args.runs, ws))}")
         bench_command_overhead(args.runs * 2, ws)
         bench_session(args.turns, ws)
 

@@ -113,7 +113,7 @@ class Agent:
         self.conversation = conversation or Conversation()
         self.instructions = instructions if instructions is not None else build_instructions(policy)
         self.tools = schemas()
-        self.approvals = Approvals(config.approval)
+        self.approvals = Approvals(config.approval or "never")
         self.usage = Usage()
         self.cancel_event = threading.Event()
         self.tool_ctx = ToolContext(
@@ -135,8 +135,29 @@ class Agent:
         self.conversation.queue(text)
 
     def cancel(self) -> None:
-        """Stop the current run: running commands are killed, open calls answered."""
+        """Stop the current run: running commands are killed, a response being streamed is dropped."""
         self.cancel_event.set()
+        self.client.abort()
+
+    # --- settings a front end may change between turns ---
+    def set_model(self, model: str) -> None:
+        self.config = replace(self.config, model=model)
+        self.client.config = self.config
+
+    def set_sandbox(self, mode: Mode) -> None:
+        """Switch the sandbox mode; the backend is chosen again and the instructions follow."""
+        p = self.policy
+        self.policy = Policy.for_workspace(
+            p.workspace, mode, network=self.config.network, temp_dir=p.temp_dir, deny_read=p.deny_read,
+            limits=p.limits,
+        )
+        self.tool_ctx = replace(self.tool_ctx, policy=self.policy, backend=None)
+        self.instructions = build_instructions(self.policy)
+
+    def reset(self) -> None:
+        """Start a new conversation (same settings)."""
+        self.conversation = Conversation()
+        self.usage = Usage()
 
     def close(self) -> None:
         if self._owned_temp is not None:
@@ -162,7 +183,8 @@ class Agent:
         self.conversation.close_open_calls(INTERRUPTED)  # a resumed, cut-off turn
         if prompt:
             self.conversation.add_user(prompt)
-        self.conversation.deliver_queued()
+        for text in self.conversation.deliver_queued():  # follow-ups that came after the last request
+            yield FollowUpDelivered(text)
         run_usage = Usage()
         final_text, status = "", "completed"
         try:
@@ -228,6 +250,7 @@ class Agent:
             except (KeyboardInterrupt, ConfigError):
                 raise
             except Exception as exc:
+                self._check_cancel()  # the stream was closed under us on purpose
                 failure = exc.failure if isinstance(exc, StreamFault) else self.client.classify(exc)
             attempt += 1
             if not failure.retryable or attempt > self.config.max_retries:
@@ -244,6 +267,7 @@ class Agent:
         events = self.client.stream(body)
         try:
             for ev in events:
+                self._check_cancel()
                 kind = ev.get("type")
                 if kind == "response.output_text.delta":
                     yield TextDelta(ev.get("delta", ""))
@@ -334,7 +358,7 @@ class Agent:
                     results = list(pool.map(self._execute, batch))
             for call, (result, duration) in zip(batch, results):
                 self.conversation.add_call_output(call["call_id"], result.output)
-                yield ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration)
+                yield ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration, result.diff)
 
     def _execute(self, call: dict[str, Any], ctx: ToolContext | None = None) -> tuple[ToolResult, float]:
         start = time.monotonic()
@@ -383,7 +407,7 @@ class Agent:
             declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{_note(request)}"
             return ToolResult(declined, result.ok), duration
         rerun, more = self._execute(call, self._unsandboxed())
-        return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok), duration + more
+        return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok, rerun.diff), duration + more
 
 
 def _note(request: ApprovalRequest) -> str:

@@ -17,6 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="coder", description="A terminal coding agent over the OpenAI Responses API."
     )
     parser.add_argument("--version", action="version", version=f"coder {__version__}")
+    # With no command: the interactive session.
+    parser.add_argument("-m", "--model", help="model name (default from config, else gpt-5.3-codex)")
+    parser.add_argument("-C", "--cd", metavar="DIR", help="project directory (default: the current one)")
+    parser.add_argument("--sandbox", choices=["read-only", "workspace-write", "full-access"],
+                        help="default: workspace-write")
+    parser.add_argument("--approval", choices=["never", "on-request", "untrusted"],
+                        help="when to ask before a command runs (default: on-request)")
+    parser.add_argument("--network", action="store_true", help="allow network access for commands")
+    parser.add_argument("--base-url", help="Responses endpoint (default: $OPENAI_BASE_URL or OpenAI)")
+    parser.add_argument("--vi", action="store_true", help="vi keys at the prompt (default: emacs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ex = sub.add_parser("exec", help="run one task to completion (for shells, scripts and CI)")
@@ -38,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write('coder: error: the interactive session is not available yet; run: coder exec "TASK"\n')
-        return 2
     from coder.config import ConfigError
 
     try:
+        if args.command is None:
+            from coder.repl import run_repl
+
+            return run_repl(args)
         if args.command == "exec":
             from coder.exec import run_exec
 

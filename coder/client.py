@@ -96,6 +96,7 @@ class ResponsesClient:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._openai = None
+        self._streaming: Any = None  # the response being read, so another thread can abort it
 
     @property
     def openai(self):
@@ -176,7 +177,20 @@ class ResponsesClient:
             model=body["model"], stream=True, extra_body=self._split(body)
         )
         with raw as response:
-            yield from parse_sse(response.iter_lines())
+            self._streaming = response
+            try:
+                yield from parse_sse(response.iter_lines())
+            finally:
+                self._streaming = None
+
+    def abort(self) -> None:
+        """Close the stream being read (from another thread): a blocked read ends at once."""
+        response = self._streaming
+        if response is not None:
+            try:
+                response.close()
+            except Exception:
+                pass
 
     def create_background(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.openai.responses.with_streaming_response.create(

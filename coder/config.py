@@ -40,7 +40,7 @@ class Config:
     parallel_tool_calls: bool = True
     max_turns: int = 100
     sandbox: str = "workspace-write"
-    approval: str = "never"  # never, on-request, untrusted (coder.approvals)
+    approval: str | None = None  # never, on-request, untrusted; None: the front end's default (exec never, REPL on-request)
     network: bool = False
     command_timeout: float = 120.0
     background: bool = False
@@ -162,7 +162,7 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"reasoning_summary must be one of {', '.join(SUMMARIES)}, got {cfg.reasoning_summary!r}")
     if cfg.sandbox not in SANDBOX_MODES:
         raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
-    if cfg.approval not in ("never", "on-request", "untrusted"):
+    if cfg.approval not in (None, "never", "on-request", "untrusted"):
         raise bad(f"approval must be one of never, on-request, untrusted, got {cfg.approval!r}")
     if cfg.max_turns < 1:
         raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")

@@ -17,6 +17,7 @@ class Usage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    cost: float = 0.0  # in the provider's currency, where it reports one (e.g. usage.cost)
 
     @classmethod
     def from_response(cls, usage: dict[str, Any] | None) -> "Usage":
@@ -27,6 +28,7 @@ class Usage:
             output_tokens=int(u.get("output_tokens") or 0),
             reasoning_tokens=int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
             total_tokens=int(u.get("total_tokens") or 0),
+            cost=float(u.get("cost") or 0.0) if isinstance(u.get("cost"), (int, float)) else 0.0,
         )
 
     def add(self, other: "Usage") -> None:
@@ -35,6 +37,7 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.total_tokens += other.total_tokens
+        self.cost += other.cost
 
 
 @dataclass
@@ -99,6 +102,7 @@ class ToolCallFinished(Event):
     ok: bool
     output: str
     duration: float
+    diff: str = ""  # unified diff when the call changed a file (write_file, edit_file)
 
 
 @dataclass

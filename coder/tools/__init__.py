@@ -21,7 +21,7 @@ from coder.tools import (
     search_file,
     write_file,
 )
-from coder.tools.base import Tool, ToolContext, ToolError, truncate_middle
+from coder.tools.base import Output, Tool, ToolContext, ToolError, truncate_middle
 from sandbox.paths import PathDenied
 
 TOOLS: dict[str, Tool] = {
@@ -42,6 +42,7 @@ TOOLS: dict[str, Tool] = {
 class ToolResult:
     output: str
     ok: bool
+    diff: str = ""  # a file change, for front ends to show
 
 
 def schemas(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -70,8 +71,11 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         )
     except ToolError as e:
         return ToolResult(f"Error: {name}: {e}", False)
+    diff = ""
     try:
         output = tool.run(ctx, args)
+        if isinstance(output, Output):
+            output, diff = output.text, output.diff
         ok = True
     except (ToolError, PathDenied) as e:
         output, ok = f"Error: {e}", False
@@ -80,4 +84,4 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         output, ok = f"Error: {name}: {e.strerror or e}{where}", False
     except Exception as e:  # a tool bug must not end the run or orphan the call
         output, ok = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}", False
-    return ToolResult(truncate_middle(output), ok)
+    return ToolResult(truncate_middle(output), ok, diff)

@@ -41,6 +41,7 @@ class ToolContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     default_timeout: float = 120.0
     backend: backends.Backend | None = None  # None: chosen from the policy
+    before_write: Callable[[Path], None] | None = None  # told of each file a tool is about to change (undo)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -49,6 +50,34 @@ class ToolContext:
     @property
     def workspace(self) -> Path:
         return self.policy.workspace
+
+    def note_write(self, path: Path) -> None:
+        if self.before_write is not None:
+            self.before_write(path)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a tool returns when there is more than text for the model: a diff for front ends."""
+
+    text: str
+    diff: str = ""
+
+
+MAX_DIFF_LINES = 400
+
+
+def file_diff(shown: str, before: str | None, after: str) -> str:
+    """A unified diff of one file's change, cut to MAX_DIFF_LINES (for people, not the model)."""
+    import difflib
+
+    old = before.splitlines(keepends=True) if before else []
+    lines = list(difflib.unified_diff(old, after.splitlines(keepends=True),
+                                      "/dev/null" if before is None else f"a/{shown}", f"b/{shown}", n=2))
+    lines = [line if line.endswith("\n") else line + "\n" for line in lines]
+    if len(lines) > MAX_DIFF_LINES:
+        lines = lines[:MAX_DIFF_LINES] + [f"... ({len(lines) - MAX_DIFF_LINES} more diff lines)\n"]
+    return "".join(lines)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coder.tools.base import Param, Tool, ToolContext, ToolError
+from coder.tools.base import Output, Param, Tool, ToolContext, ToolError, file_diff
 from sandbox.paths import atomic_write, display, open_file, resolve_write
 
 CONTEXT_LINES = 2
@@ -274,9 +274,10 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if updated == text:
         raise ToolError("the replacement leaves the file unchanged; nothing was written")
     data = _encode(updated, doc, shown)
+    ctx.note_write(path)
     atomic_write(ctx.policy, path, data, stat.S_IMODE(st.st_mode))
     plural = "occurrence" if count == 1 else "occurrences"
-    return f"Edited {shown}: replaced {count} {plural}{note}\n{_snippet(text, updated)}"
+    return Output(f"Edited {shown}: replaced {count} {plural}{note}\n{_snippet(text, updated)}", file_diff(shown, text, updated))
 
 
 TOOL = Tool(

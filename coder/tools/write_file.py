@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Any
 
-from coder.tools.base import Param, Tool, ToolContext, ToolError
+from coder.tools.base import Output, Param, Tool, ToolContext, ToolError, file_diff
 from sandbox.paths import atomic_write, display, open_file, resolve_write
 
 
@@ -24,7 +24,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     path = resolve_write(ctx.policy, args["path"])
     content: str = args["content"]
     shown = display(ctx.policy, path)
-    mode = old_lines = None
+    mode = old_text = None
     try:
         fd = open_file(ctx.policy, path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -38,12 +38,14 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
             raise ToolError(f"{shown} exists and is not a regular file; refusing to replace it")
         mode = stat.S_IMODE(st.st_mode)
         with os.fdopen(fd, "rb") as f:
-            old_lines = count_lines(f.read().decode("utf-8", errors="replace"))
+            old_text = f.read().decode("utf-8", errors="replace")
+    ctx.note_write(path)
     atomic_write(ctx.policy, path, content.encode("utf-8"), mode)
     lines = count_lines(content)
-    if old_lines is None:
-        return f"Created {shown} ({lines} lines)"
-    return f"Overwrote {shown} ({lines} lines, was {old_lines} lines)"
+    diff = file_diff(shown, old_text, content)
+    if old_text is None:
+        return Output(f"Created {shown} ({lines} lines)", diff)
+    return Output(f"Overwrote {shown} ({lines} lines, was {count_lines(old_text)} lines)", diff)
 
 
 TOOL = Tool(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,24 @@ def test_cancel_from_another_thread_kills_the_command_and_answers_the_call(serve
     assert items[-1]["type"] == "function_call_output" and "interrupted" in items[-1]["output"].lower()
     assert_valid_history(items)
     # the next message works and replays a valid history
+    server.add(Reply([message("fine")]))
+    assert run(agent, "next")[-1].ok
+    assert_valid_history(server.bodies[-1]["input"])
+
+
+def test_cancel_while_a_slow_response_streams_ends_the_turn_at_once(server, make_agent):
+    server.add(Reply([message("word " * 200)], event_delay=0.2))  # ~30 s of streaming
+    agent = make_agent()
+    started = time.monotonic()
+    events = []
+    for event in agent.run("talk"):
+        events.append(event)
+        if event.type == "text.delta" and len(events_of(events, "text.delta")) == 1:
+            threading.Timer(0.3, agent.cancel).start()
+    assert time.monotonic() - started < 5
+    assert events[-1].type == "turn.done" and events[-1].status == "interrupted"
+    assert not events_of(events, "retrying")
+    assert agent.conversation.items[-1]["role"] == "user"  # nothing half-received was kept
     server.add(Reply([message("fine")]))
     assert run(agent, "next")[-1].ok
     assert_valid_history(server.bodies[-1]["input"])

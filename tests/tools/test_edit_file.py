@@ -14,7 +14,7 @@ from sandbox.paths import PathDenied
 
 def call(ctx: ToolContext, path: str, old: str, new: str, replace_all: bool | None = None) -> str:
     args = {"path": path, "old_string": old, "new_string": new, "replace_all": replace_all}
-    return TOOL.run(ctx, TOOL.validate_args(args))
+    return TOOL.run(ctx, TOOL.validate_args(args)).text
 
 
 def refused(ctx: ToolContext, file: Path, old: str, new: str, match: str, **kw) -> str:
@@ -236,3 +236,13 @@ def test_fuzzy_deleting_all_lines(ctx: ToolContext, workspace: Path) -> None:
     f.write_text("  only\n")
     call(ctx, "y.txt", "only ", "")
     assert f.read_bytes() == b""
+
+
+def test_diff_for_front_ends_and_the_write_is_announced(ctx: ToolContext, py: Path) -> None:
+    seen = []
+    ctx.before_write = lambda path: seen.append((path, path.read_text()))
+    out = TOOL.run(ctx, TOOL.validate_args({"path": "m.py", "old_string": "return 1", "new_string": "return 10",
+                                           "replace_all": None}))
+    assert out.diff.startswith("--- a/m.py\n+++ b/m.py\n")
+    assert "-    return 1\n+    return 10\n" in out.diff
+    assert seen == [(py, "import os\n\n\ndef f():\n    return 1\n\n\ndef g():\n    return 2\n")]  # before the write

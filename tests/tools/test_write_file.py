@@ -15,7 +15,7 @@ from sandbox.paths import PathDenied
 
 
 def call(ctx: ToolContext, path: str, content: str) -> str:
-    return TOOL.run(ctx, TOOL.validate_args({"path": path, "content": content}))
+    return TOOL.run(ctx, TOOL.validate_args({"path": path, "content": content})).text
 
 
 def test_create_with_parents(ctx: ToolContext, workspace: Path) -> None:
@@ -93,3 +93,8 @@ def test_file_where_a_folder_should_be(ctx: ToolContext, workspace: Path) -> Non
     result = call_tool(ctx, "write_file", json.dumps({"path": "a.txt/b.txt", "content": "y"}))
     assert not result.ok and result.output == "Error: write_file: not a directory: a.txt"
     assert (workspace / "a.txt").read_text() == "x\n"
+
+
+def test_created_file_diff(ctx: ToolContext, workspace: Path) -> None:
+    out = TOOL.run(ctx, TOOL.validate_args({"path": "n.txt", "content": "a\nb"}))
+    assert out.diff == "--- /dev/null\n+++ b/n.txt\n@@ -0,0 +1,2 @@\n+a\n+b\n"

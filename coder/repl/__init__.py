@@ -1,0 +1,41 @@
+"""`coder` with no subcommand: the interactive session (prompt_toolkit input, rich output).
+
+A front end over the agent's events; it holds no agent logic of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_repl(args: Any) -> int:
+    from coder.config import ConfigError, load_config
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError('the interactive session needs a terminal; in scripts use: coder exec "TASK" (or -)')
+    workspace = Path(args.cd).expanduser() if args.cd else Path.cwd()
+    if not workspace.is_dir():
+        raise ConfigError(f"-C {args.cd}: not a directory")
+    config, notices = load_config(
+        workspace.resolve(), model=args.model, sandbox=args.sandbox, base_url=args.base_url,
+        network=True if args.network else None, approval=args.approval,
+    )
+    if config.approval is None:
+        config = config.with_overrides(approval="on-request")
+    config.api_key()  # one clear line now rather than at the first message
+
+    from rich.console import Console
+
+    from coder.agent import Agent
+    from coder.repl.app import Repl, history_path, state_dir
+
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for notice in notices:
+        console.print(Text.assemble(("note: ", "yellow"), notice))
+    agent = Agent(config, workspace)
+    repl = Repl(agent, console, history_path(state_dir(), agent.workspace), vi=args.vi)
+    return repl.run()

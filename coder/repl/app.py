@@ -1,0 +1,383 @@
+"""The interactive session: a prompt that stays usable while the agent works.
+
+The main thread only reads input. Each turn runs on its own thread, iterating
+the agent's events and printing them above the prompt. A message sent while a
+turn runs is queued on the agent, which delivers it after the outputs of the
+calls that are running. An approval the agent asks for wakes the prompt (its
+text is kept), is answered with a one-key menu, and the prompt comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.layout import Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.completion import ThreadedCompleter
+from rich.console import Console
+from rich.text import Text
+
+from coder.agent import Agent
+from coder.approvals import prefix
+from coder.events import ApprovalRequest
+from coder.repl import commands
+from coder.repl.completion import CoderCompleter, ProjectFiles
+from coder.repl.render import Renderer, Status
+
+WAKE = "\0coder-wake"  # what the prompt returns when an approval needs the terminal
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+EXIT_WINDOW = 3.0  # seconds in which a second Ctrl-C at an empty prompt exits
+
+# Context windows by model family, for the toolbar's percentage (longest prefix wins).
+CONTEXT_WINDOWS = {"gpt-5": 400_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000, "o3": 200_000, "o4": 200_000,
+                   "o1": 200_000}
+
+
+def context_window(model: str) -> int | None:
+    name = model.lower().rsplit("/", 1)[-1]
+    best = max((p for p in CONTEXT_WINDOWS if name.startswith(p)), key=len, default=None)
+    return CONTEXT_WINDOWS[best] if best else None
+
+
+class Repl:
+    def __init__(self, agent: Agent, console: Console, history: Path, *, vi: bool = False) -> None:
+        self.agent = agent
+        self.console = console
+        self.status = Status()
+        self.renderer = Renderer(console, self.status)
+        self.pending: queue.Queue[tuple[ApprovalRequest, threading.Event]] = queue.Queue()
+        self.turn: threading.Thread | None = None
+        self.turn_lock = threading.Lock()  # "is a turn running" vs "queue this message"
+        self.saved_input = ""
+        self.last_interrupt = 0.0
+        self.files = ProjectFiles(agent.workspace)
+        history.parent.mkdir(parents=True, exist_ok=True)
+        self.session: PromptSession = PromptSession(
+            message=self._prompt_message,
+            history=FileHistory(str(history)),
+            multiline=True,
+            key_bindings=self._keys(),
+            completer=ThreadedCompleter(CoderCompleter(commands.descriptions(), self.files)),
+            complete_while_typing=True,
+            enable_open_in_editor=True,
+            vi_mode=vi,
+            bottom_toolbar=self._toolbar,
+            refresh_interval=0.25,
+            erase_when_done=True,  # the status line must not freeze into the scrollback; we echo the input
+
+            prompt_continuation=lambda width, line, wrap: "… ".rjust(width),
+        )
+
+    # --- what the prompt shows ---
+    def _prompt_message(self) -> FormattedText:
+        parts: list[tuple[str, str]] = []
+        with self.status.lock:
+            running, activity, since, queued = self.status.running, self.status.activity, self.status.since, self.status.queued
+        if running:
+            frame = SPINNER[int(time.monotonic() * 10) % len(SPINNER)]
+            line = f"{frame} {activity or 'working'} · {time.monotonic() - since:.0f}s"
+            if queued:
+                line += f" · {queued} message{'s' if queued > 1 else ''} queued"
+            parts.append(("fg:ansiyellow", line + "  (Ctrl-C stops)\n"))
+        parts.append(("bold", "› "))
+        return FormattedText(parts)
+
+    def context_percent(self) -> str:
+        window = context_window(self.agent.config.model)
+        return f"({self.status.context_tokens / window:.0%} of {window // 1000}k)" if window else ""
+
+    def _toolbar(self) -> FormattedText:
+        agent = self.agent
+        backend = agent.tool_ctx.backend
+        net = " · network on" if agent.policy.network else ""
+        text = f" {agent.config.model} · sandbox {agent.policy.mode.value} ({backend.name}){net}"
+        text += f" · context {self.status.context_tokens:,} tokens {self.context_percent()}".rstrip()
+        if self.status.total.cost:
+            text += f" · ${self.status.total.cost:.4f}"
+        return FormattedText([("", text)])
+
+    def _keys(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("enter")
+        def _(event) -> None:  # Enter sends; with a completion picked, it takes the completion first
+            buf = event.current_buffer
+            if buf.complete_state and buf.complete_state.current_completion:
+                buf.apply_completion(buf.complete_state.current_completion)
+                return
+            buf.validate_and_handle()
+
+        @kb.add("escape", "enter")
+        def _(event) -> None:
+            event.current_buffer.insert_text("\n")
+
+        @kb.add("c-c")
+        def _(event) -> None:  # with text: clear it; on an empty prompt: interrupt (the main loop decides)
+            buf = event.current_buffer
+            if buf.text:
+                buf.reset()
+            else:
+                event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+        return kb
+
+    # --- output helpers used by the commands ---
+    def say(self, text: str) -> None:
+        self.console.print(Text(text))
+
+    def error(self, text: str) -> None:
+        self.console.print(Text(text, style="red"))
+
+    def warn_no_sandbox(self) -> None:
+        detail = self.agent.tool_ctx.backend.detail
+        self.console.print(Text(
+            f"warning: no sandbox is available here ({detail}). Every command will be shown to you "
+            "and runs only if you say yes, without isolation. Install bubblewrap or enable Landlock "
+            "and user namespaces to change that.", style="bold red"))
+
+    def busy(self) -> bool:
+        return self.turn is not None and self.turn.is_alive()
+
+    def new_conversation(self) -> None:
+        self.agent.reset()
+        self.status.context_tokens = 0
+
+    # --- the main loop ---
+    def run(self) -> int:
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        with patch_stdout(raw=True):
+            return self._loop()
+
+    def _loop(self) -> int:
+        self.banner()
+        while True:
+            self._answer_approvals()
+            try:
+                text = self.session.prompt(default=self.saved_input, pre_run=self._after_first_paint)
+            except KeyboardInterrupt:
+                if self._interrupted():
+                    break
+                continue
+            except EOFError:
+                break
+            self.saved_input = ""
+            if text == WAKE:
+                continue
+            self.last_interrupt = 0.0
+            if not self.handle(text):
+                break
+        self.shutdown()
+        return 0
+
+    def banner(self) -> None:
+        from coder import __version__
+
+        agent = self.agent
+        backend = agent.tool_ctx.backend
+        self.console.print(Text.assemble(
+            (f"coder {__version__}", "bold"),
+            f" · {agent.config.model} · sandbox {agent.policy.mode.value} ({backend.name}) · {agent.workspace}",
+        ))
+        self.console.print(Text("Type a message for the agent · /help for commands · Ctrl-D exits", style="dim"))
+        if not backend.isolates and agent.policy.mode.value != "full-access":
+            self.warn_no_sandbox()
+
+    def _after_first_paint(self) -> None:
+        """Load what the first message needs while the user types (start-up stays short)."""
+        if getattr(self, "_preloaded", False):
+            return
+        self._preloaded = True
+
+        def load() -> None:
+            try:
+                import openai  # noqa: F401
+                import rich.markdown  # noqa: F401
+            except Exception:
+                pass
+            self.files.refresh()
+
+        threading.Thread(target=load, name="coder-preload", daemon=True).start()
+
+    def _interrupted(self) -> bool:
+        """Ctrl-C on an empty prompt: stop the turn, or exit on the second press. True means exit."""
+        if self.busy():
+            self.agent.cancel()
+            self.console.print(Text("stopping the agent…", style="yellow"))
+            return False
+        now = time.monotonic()
+        if now - self.last_interrupt < EXIT_WINDOW:
+            return True
+        self.last_interrupt = now
+        self.console.print(Text("press Ctrl-C again to exit (or Ctrl-D)", style="dim"))
+        return False
+
+    def handle(self, text: str) -> bool:
+        """One submitted input; False ends the session."""
+        stripped = text.strip()
+        if not stripped:
+            return True
+        self.console.print(Text("› ", style="bold") + Text(text.rstrip("\n").replace("\n", "\n  "), style="bold"))
+        if stripped.startswith("/"):
+            return commands.run_command(self, stripped)
+        if stripped.startswith("!"):
+            self.shell(stripped[1:].strip())
+            return True
+        self.send(text)
+        return True
+
+    def send(self, text: str) -> None:
+        with self.turn_lock:
+            if self.busy():
+                self.agent.queue(text)
+                with self.status.lock:
+                    self.status.queued += 1
+                self.console.print(Text("queued: it goes to the model right after the running step", style="magenta"))
+                return
+            self.status.running = True
+            self.status.set("thinking")
+            self.turn = threading.Thread(target=self._turn, args=(text,), name="coder-turn", daemon=True)
+            self.turn.start()
+
+    def _turn(self, prompt: str | None) -> None:
+        try:
+            while True:
+                for event in self.agent.run(prompt):
+                    if isinstance(event, ApprovalRequest):
+                        self._ask(event)
+                    else:
+                        self.renderer(event)
+                with self.turn_lock:
+                    if not self.agent.conversation.has_queued():
+                        self.status.running = False
+                        return
+                prompt = None  # a follow-up arrived as the turn ended: it starts the next request
+        except Exception as e:  # a bug must not kill the session or leave the history invalid
+            self.agent.conversation.close_open_calls("Interrupted by an internal error.")
+            self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))
+        finally:
+            self.status.running = False
+            self.status.queued = 0
+            self.status.set("")
+            app = self.session.app
+            if app.is_running:
+                app.invalidate()
+
+    # --- approvals: asked on the turn thread, answered on the main thread ---
+    def _ask(self, request: ApprovalRequest) -> None:
+        done = threading.Event()
+        self.pending.put((request, done))
+        while not done.wait(0.1):
+            self._wake()
+
+    def _wake(self) -> None:
+        app = self.session.app
+        loop = app.loop
+        if app.is_running and loop is not None:
+            loop.call_soon_threadsafe(self._exit_prompt)
+
+    def _exit_prompt(self) -> None:
+        app = self.session.app
+        if app.is_running and not app.is_done:
+            self.saved_input = app.current_buffer.text
+            app.exit(result=WAKE)
+
+    def _answer_approvals(self) -> None:
+        while True:
+            try:
+                request, done = self.pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._approval_menu(request)
+            finally:
+                done.set()
+
+    def _approval_menu(self, request: ApprovalRequest) -> None:
+        where = "outside the sandbox" if request.escalate else "in the sandbox"
+        self.console.print(Text.assemble(("approval needed: ", "bold yellow"), f"run {where}? ({request.reason})"))
+        self.console.print(Text(f"  $ {request.command}", style="bold"))
+        pre = prefix(request.command)
+        choice = self._key_choice(
+            f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note: ", "yand")
+        if choice == "y":
+            request.approve()
+        elif choice == "a":
+            request.approve(always=True)
+        elif choice == "d":
+            from prompt_toolkit import prompt
+
+            try:
+                note = prompt("  note for the model: ")
+            except (KeyboardInterrupt, EOFError):
+                note = ""
+            request.deny(note.strip())
+        else:
+            request.deny()
+        verdict = {"y": "approved once", "a": f"approved: `{pre}` allowed for this session"}.get(choice, "denied")
+        self.console.print(Text(f"  {verdict}", style="green" if choice in "ya" else "red"))
+
+    def _key_choice(self, message: str, keys: str) -> str:
+        kb = KeyBindings()
+        for key in keys:
+            kb.add(key)(lambda event, key=key: event.app.exit(result=key))
+        for key in ("c-c", "escape"):
+            kb.add(key)(lambda event: event.app.exit(result="n"))
+        kb.add("<any>")(lambda event: None)
+        app: Application[str] = Application(
+            layout=Layout(Window(FormattedTextControl(message), height=1)), key_bindings=kb, full_screen=False,
+        )
+        try:
+            return app.run() or "n"
+        except (KeyboardInterrupt, EOFError):
+            return "n"
+
+    # --- the rest ---
+    def shell(self, command: str) -> None:
+        """`!cmd`: the user's own command, in their shell, on their terminal; the model never sees it."""
+        if not command:
+            self.error("type a command after !, e.g. !git status")
+            return
+        try:
+            code = subprocess.run(["bash", "-c", command], cwd=self.agent.workspace).returncode
+        except KeyboardInterrupt:
+            code = 130
+        except OSError as e:
+            self.error(f"cannot run it: {e.strerror}")
+            return
+        if code:
+            self.console.print(Text(f"exit {code}", style="dim"))
+
+    def shutdown(self) -> None:
+        if self.busy():
+            self.agent.cancel()
+            while not self.pending.empty():  # nobody is left to answer
+                request, done = self.pending.get_nowait()
+                request.deny()
+                done.set()
+            assert self.turn is not None
+            self.turn.join(10)
+        self.agent.close()
+        self.console.print(Text("bye", style="dim"))
+
+
+def history_path(state_dir: Path, workspace: Path) -> Path:
+    """One history per project, named so a person can tell which is which."""
+    import hashlib
+
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
+    return state_dir / "history" / f"{workspace.name or 'root'}-{digest}"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "coder"

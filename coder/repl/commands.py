@@ -1,0 +1,129 @@
+"""Slash commands: the REPL's own controls, never sent to the model.
+
+Each command is a function taking the REPL and the rest of the line; it
+returns False only to end the session. Commands that change the conversation
+or its settings wait until the agent is not working.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from coder.repl.app import Repl
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[["Repl", str], bool]
+    idle_only: bool = False  # refused while a turn runs
+
+
+def _help(repl: "Repl", arg: str) -> bool:
+    table = Table.grid(padding=(0, 2))
+    for name, cmd in COMMANDS.items():
+        table.add_row(Text(name, style="cyan"), cmd.help)
+    table.add_row(Text("!CMD", style="cyan"), "run a shell command yourself; its output is not sent to the model")
+    table.add_row(Text("@path", style="cyan"), "complete a project file name (Tab completes any word)")
+    repl.console.print(table)
+    repl.console.print(Text(
+        "Enter sends · Esc-Enter or Alt-Enter adds a line · Ctrl-X Ctrl-E opens $EDITOR · "
+        "a message sent while the agent works is delivered after the running step · "
+        "Ctrl-C stops the agent · Ctrl-D exits", style="dim"))
+    return True
+
+
+def _model(repl: "Repl", arg: str) -> bool:
+    if not arg:
+        repl.say(f"model: {repl.agent.config.model} (change it with /model NAME)")
+        return True
+    repl.agent.set_model(arg)
+    repl.say(f"model is now {arg}; the conversation goes on with it")
+    return True
+
+
+def _clear(repl: "Repl", arg: str) -> bool:
+    repl.new_conversation()
+    repl.say("new conversation: the model will not see the earlier messages")
+    return True
+
+
+def _tokens(repl: "Repl", arg: str) -> bool:
+    u = repl.agent.usage
+    lines = [
+        f"input     {u.input_tokens:>12,}  (cached {u.cached_tokens:,})",
+        f"output    {u.output_tokens:>12,}  (reasoning {u.reasoning_tokens:,})",
+        f"context   {repl.status.context_tokens:>12,}  {repl.context_percent()}",
+    ]
+    if u.cost:
+        lines.append(f"cost      {u.cost:>12.4f}  (as reported by the provider)")
+    repl.say("\n".join(lines))
+    return True
+
+
+def _sandbox(repl: "Repl", arg: str) -> bool:
+    from sandbox.policy import Mode
+
+    if not arg:
+        backend = repl.agent.tool_ctx.backend
+        repl.say(f"sandbox: {repl.agent.policy.mode.value} · {backend.name}: {backend.detail}")
+        return True
+    try:
+        mode = Mode.parse(arg)
+    except ValueError as e:
+        repl.error(str(e))
+        return True
+    repl.agent.set_sandbox(mode)
+    backend = repl.agent.tool_ctx.backend
+    repl.say(f"sandbox is now {mode.value} ({backend.name})")
+    if not backend.isolates and mode is not Mode.FULL_ACCESS:
+        repl.warn_no_sandbox()
+    return True
+
+
+def _reasoning(repl: "Repl", arg: str) -> bool:
+    show = {"on": True, "off": False}.get(arg, not repl.renderer.show_reasoning)
+    repl.renderer.show_reasoning = show
+    repl.say(f"reasoning summaries are {'shown' if show else 'hidden'}")
+    return True
+
+
+def _exit(repl: "Repl", arg: str) -> bool:
+    return False
+
+
+COMMANDS: dict[str, Command] = {
+    "/help": Command("show the commands and keys", _help),
+    "/model": Command("show or change the model: /model NAME", _model, idle_only=True),
+    "/clear": Command("start a new conversation", _clear, idle_only=True),
+    "/tokens": Command("tokens used and cost so far", _tokens),
+    "/sandbox": Command("show or change the sandbox: /sandbox read-only|workspace-write|full-access", _sandbox,
+                        idle_only=True),
+    "/reasoning": Command("show or hide reasoning summaries: /reasoning on|off", _reasoning),
+    "/exit": Command("leave (Ctrl-D does too)", _exit),
+}
+
+
+def run_command(repl: "Repl", line: str) -> bool:
+    name, _, arg = line.strip().partition(" ")
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else "; /help lists them"
+        repl.error(f"unknown command {name}{hint}")
+        return True
+    if cmd.idle_only and repl.busy():
+        repl.error(f"{name} has to wait until the agent is done (Ctrl-C stops it)")
+        return True
+    return cmd.run(repl, arg.strip())
+
+
+def descriptions() -> dict[str, str]:
+    return {name: cmd.help for name, cmd in COMMANDS.items()}

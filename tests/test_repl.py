@@ -1,0 +1,237 @@
+"""The interactive session, driven in a real terminal: the installed `coder` under tmux.
+
+Keys go in with send-keys, the screen comes back with capture-pane, and the
+scripted endpoint records exactly what the REPL made the agent send.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY, assert_stopped, assert_valid_history, heartbeat
+from tests.scripted_server import Reply, call, message, reasoning
+
+CODER = Path(sys.executable).parent / "coder"
+TMUX = shutil.which("tmux")
+
+if TMUX is None and os.environ.get("CI"):
+    pytest.fail("tmux is needed for the REPL tests (.ci/run installs it)", pytrace=False)
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+def rc(command: str) -> dict:
+    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
+
+
+class Terminal:
+    """One tmux server of our own with one window running coder."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, width: int = 120, height: int = 40) -> None:
+        self.socket = f"coder-test-{uuid.uuid4().hex[:8]}"
+        env_args = [f"{k}={v}" for k, v in env.items()]
+        self._tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(cwd),
+                   "env", "-i", *env_args, *argv)
+        self._tmux("set-option", "-g", "remain-on-exit", "on")
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def type(self, text: str) -> None:
+        self._tmux("send-keys", "-t", "0", "-l", text)
+
+    def press(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "0", *keys)
+
+    def paste(self, text: str) -> None:
+        """A bracketed paste, as a terminal does it when the program asked for one."""
+        self._tmux("set-buffer", "--", text)
+        self._tmux("paste-buffer", "-p", "-t", "0")
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "0")
+
+    def wait_for(self, pattern: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} never appeared on the screen:\n{screen}")
+            time.sleep(0.05)
+
+    def dead(self) -> bool:
+        return self._tmux("display-message", "-p", "-t", "0", "#{pane_dead}").strip() == "1"
+
+    def close(self) -> None:
+        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def repl_env(tmp_path: Path, server) -> dict[str, str]:
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    return {
+        "PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".state"), "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
+        "LANG": "C.UTF-8", "TERM": "xterm-256color", "EDITOR": "true",
+    }
+
+
+@pytest.fixture
+def start(repl_env, workspace: Path):
+    terminals: list[Terminal] = []
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Terminal:
+        term = Terminal([str(CODER), *args], env or repl_env, workspace)
+        terminals.append(term)
+        term.wait_for(r"(?m)^›")
+        return term
+
+    yield run
+    for term in terminals:
+        term.close()
+
+
+def user_texts(body: dict) -> list[str]:
+    return [i["content"][0]["text"] for i in body["input"] if i.get("type") == "message" and i.get("role") == "user"]
+
+
+def test_two_turns_replay_the_first_verbatim(server, start, workspace: Path):
+    (workspace / "notes.txt").write_text("remember the milk\n")
+    first = [reasoning("Reading the notes.", encrypted="gAAAA-secret-blob=="), call("read_file", {"path": "notes.txt"})]
+    server.add(Reply(first), Reply([message("It says: remember the milk.")]), Reply([message("You're welcome.")]))
+    term = start()
+    assert "sandbox workspace-write" in term.screen()  # the toolbar names the sandbox and backend
+    term.type("what do my notes say?")
+    term.press("Enter")
+    term.wait_for(r"It says: remember the milk\.")
+    term.wait_for(r"completed ·")
+    term.type("thanks")
+    term.press("Enter")
+    term.wait_for("You're welcome")
+    third = server.bodies[2]["input"]
+    second = server.bodies[1]["input"]
+    assert third[: len(second)] == second  # turn one replayed as sent
+    assert third[1:3] == first  # reasoning (encrypted_content too) and the call, verbatim
+    assert user_texts(server.bodies[2]) == ["what do my notes say?", "thanks"]
+    assert_valid_history(third)
+
+
+def test_follow_up_during_a_slow_command_arrives_right_after_its_output(server, start, workspace: Path):
+    server.add(Reply([rc("sleep 2; echo slow-done")]), Reply([message("Noted, using tabs.")]))
+    term = start()
+    term.type("format everything")
+    term.press("Enter")
+    term.wait_for(r"run_command sleep 2")  # the spinner line while it runs
+    term.type("use tabs, not spaces")
+    term.press("Enter")
+    term.wait_for("queued")
+    term.wait_for("delivered to the model: use tabs, not spaces")
+    term.wait_for("Noted, using tabs")
+    assert len(server.bodies) == 2  # no extra request: it went with the very next one
+    second = server.bodies[1]["input"]
+    assert [i["type"] for i in second[-3:]] == ["function_call", "function_call_output", "message"]
+    assert "slow-done" in second[-2]["output"]
+    assert second[-1]["content"][0]["text"] == "use tabs, not spaces"
+
+
+def test_ctrl_c_kills_the_command_and_the_next_message_works(server, start, workspace: Path):
+    beat = workspace / "beat"
+    server.add(Reply([rc(f"{heartbeat(beat)} sleep 60")]), Reply([message("Starting over.")]))
+    term = start()
+    term.type("run the slow thing")
+    term.press("Enter")
+    deadline = time.monotonic() + 15
+    while not beat.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    term.press("C-c")
+    term.wait_for("interrupted")
+    assert_stopped(beat)
+    term.type("try again")
+    term.press("Enter")
+    term.wait_for("Starting over")
+    body = server.bodies[1]["input"]
+    assert_valid_history(body)
+    outputs = [i for i in body if i["type"] == "function_call_output"]
+    assert len(outputs) == 1 and "interrupted" in outputs[0]["output"].lower()
+    assert user_texts(server.bodies[1]) == ["run the slow thing", "try again"]
+
+
+def test_a_multi_line_paste_is_one_message(server, start):
+    server.add(Reply([message("Got all three lines.")]))
+    term = start()
+    term.paste("line one\nline two\nline three")
+    time.sleep(0.3)
+    assert server.bodies == []  # the newlines in the paste did not send anything
+    term.press("Escape", "Enter")  # Esc-Enter adds one more line by hand
+    term.type("line four")
+    term.press("Enter")
+    term.wait_for("Got all three lines")
+    assert user_texts(server.bodies[0]) == ["line one\nline two\nline three\nline four"]
+
+
+def test_an_approval_answered_with_deny_becomes_the_output(server, start, tmp_path: Path):
+    target = tmp_path / "outside.txt"
+    server.add(Reply([rc(f"echo pwned > {target}")]), Reply([message("Understood, leaving it.")]))
+    term = start()
+    term.type("write outside")
+    term.press("Enter")
+    term.wait_for(r"\[n\] deny")
+    assert f"echo pwned > {target}" in term.screen()
+    term.type("zq1")  # keys other than the menu's are ignored
+    term.type("n")
+    term.wait_for("Understood, leaving it")
+    assert not target.exists()
+    output = [i for i in server.bodies[1]["input"] if i["type"] == "function_call_output"][0]["output"]
+    assert "The user declined to re-run this command outside the sandbox." in output
+    assert "Permission denied" in output
+
+
+def test_slash_commands_shell_escape_and_exit(server, start, workspace: Path):
+    term = start()
+    term.type("/modle")
+    term.press("Enter")
+    term.wait_for("unknown command /modle; did you mean /model")
+    term.type("/model gpt-5.1")
+    term.press("Enter")
+    term.wait_for("model is now gpt-5.1")
+    term.type("!echo hello-from-$((40+2))")
+    term.press("Enter")
+    term.wait_for("hello-from-42")
+    server.add(Reply([message("ok")]))
+    term.type("hi")
+    term.press("Enter")
+    term.wait_for("completed ·")
+    assert server.bodies[0]["model"] == "gpt-5.1"
+    assert user_texts(server.bodies[0]) == ["hi"]  # the ! command never reached the model
+    term.press("C-c")
+    term.wait_for("press Ctrl-C again to exit")
+    term.press("C-c")
+    term.wait_for("bye")
+    deadline = time.monotonic() + 5
+    while not term.dead() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert term.dead()
+
+
+def test_history_is_kept_per_project(server, start, repl_env, workspace: Path):
+    server.add(Reply([message("one")]))
+    term = start()
+    term.type("remember this line")
+    term.press("Enter")
+    term.wait_for("completed ·")
+    term.press("C-d")
+    term.wait_for("bye")
+    again = start()
+    again.press("Up")
+    again.wait_for("› remember this line")
