@@ -40,7 +40,7 @@ from coder.events import (
     Usage,
     UsageReport,
 )
-from coder.instructions import build_instructions
+from coder.instructions import build_instructions, environment_context
 from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
 from sandbox.backends import Backend
@@ -182,7 +182,9 @@ class Agent:
         self.cancel_event.clear()
         self.conversation.close_open_calls(INTERRUPTED)  # a resumed, cut-off turn
         if prompt:
-            self.conversation.add_user(prompt)
+            # The first message of a conversation also says where and when it is.
+            context = environment_context(self.policy) if not self.conversation.items else None
+            self.conversation.add_user(prompt, context)
         for text in self.conversation.deliver_queued():  # follow-ups that came after the last request
             yield FollowUpDelivered(text)
         run_usage = Usage()

@@ -44,6 +44,7 @@ class Config:
     network: bool = False
     command_timeout: float = 120.0
     background: bool = False
+    auto_commit: bool = False  # commit each turn's changes (only those), author "coder"
     deny_read: tuple[str, ...] = ()  # more paths nothing may read, on top of the built-in list
     limits: dict[str, int] = field(default_factory=dict)  # cpu_seconds, file_size_mb, processes
 
@@ -91,6 +92,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "network": (bool,),
     "command_timeout": (int, float),
     "background": (bool,),
+    "auto_commit": (bool,),
     "deny_read": (list,),
     "limits": (dict,),
 }

@@ -11,6 +11,7 @@ and join the list only when no call is open.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 Item = dict[str, Any]
@@ -20,8 +21,11 @@ class ConversationError(Exception):
     pass
 
 
-def user_message(text: str) -> Item:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+def user_message(text: str, context: str | None = None) -> Item:
+    parts = [{"type": "input_text", "text": text}]
+    if context:
+        parts.append({"type": "input_text", "text": context})
+    return {"type": "message", "role": "user", "content": parts}
 
 
 class Conversation:
@@ -30,8 +34,15 @@ class Conversation:
         self._open: dict[str, Item] = {}
         self._queue: list[str] = []
         self._lock = threading.Lock()
+        self.on_append: Callable[[Item], None] | None = None  # a transcript sees every item as it joins
         for item in self.items:
             self._track(item)
+
+    def _append(self, item: Item) -> None:
+        self.items.append(item)
+        self._track(item)
+        if self.on_append is not None:
+            self.on_append(item)
 
     def _track(self, item: Item) -> None:
         kind = item.get("type")
@@ -44,23 +55,20 @@ class Conversation:
         """Function calls still waiting for their output, in order."""
         return list(self._open.values())
 
-    def add_user(self, text: str) -> None:
+    def add_user(self, text: str, context: str | None = None) -> None:
         if self._open:
             raise ConversationError("a user message cannot go between a function_call and its output")
-        self.items.append(user_message(text))
+        self._append(user_message(text, context))
 
     def add_output(self, output: list[Item]) -> None:
         """Append a response's output items exactly as received."""
         for item in output:
-            self.items.append(item)
-            self._track(item)
+            self._append(item)
 
     def add_call_output(self, call_id: str, output: str) -> None:
         if call_id not in self._open:
             raise ConversationError(f"no open function_call with call_id {call_id!r}")
-        item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        self.items.append(item)
-        self._track(item)
+        self._append({"type": "function_call_output", "call_id": call_id, "output": output})
 
     def close_open_calls(self, reason: str) -> list[str]:
         """Answer every open call with `reason`, so the history stays valid."""
@@ -85,5 +93,5 @@ class Conversation:
         with self._lock:
             texts, self._queue = self._queue, []
         for text in texts:
-            self.items.append(user_message(text))
+            self._append(user_message(text))
         return texts

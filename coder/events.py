@@ -55,6 +55,7 @@ class RunStarted(Event):
     workspace: str
     sandbox: dict[str, Any]
     store: bool
+    session: str | None = None  # the transcript's id, for coder resume
 
 
 @dataclass
@@ -151,6 +152,14 @@ class Retrying(Event):
     attempt: int
     delay: float
     reason: str
+
+
+@dataclass
+class Notice(Event):
+    """Something worth a line that is not an error: a checkpoint that failed, an auto-commit made."""
+
+    type: ClassVar[str] = "notice"
+    message: str
 
 
 @dataclass

@@ -17,6 +17,7 @@ from coder.events import (
     Error,
     Event,
     MessageDone,
+    Notice,
     ReasoningDelta,
     Retrying,
     RunStarted,
@@ -84,6 +85,8 @@ def progress_renderer(err: TextIO) -> Callable[[Event], None]:
             first = event.output.splitlines()[0] if event.output else ""
             mark = "[green]✓[/]" if event.ok else "[red]✗[/]"
             console.print(f"  {mark} [dim]{escape(first[:160])} ({event.duration:.2f}s)[/]")
+        elif isinstance(event, Notice):
+            console.print(f"[dim]{escape(event.message)}[/]")
         elif isinstance(event, Retrying):
             console.print(f"[yellow]retry {event.attempt} in {event.delay:.1f}s: {escape(event.reason)}[/]")
         elif isinstance(event, Error):
@@ -129,11 +132,10 @@ def run_exec(args: Any) -> int:
         reasoning_effort=args.reasoning_effort,
         background=True if args.background else None,
         network=True if args.network else None,
+        auto_commit=True if args.auto_commit else None,
         approval="never",  # nobody to ask: what the sandbox refuses becomes the tool's error output
     )
     config.api_key()  # fail now, in one line, rather than at the first request
-
-    from coder.agent import Agent
 
     if args.json:
         render = json_renderer(sys.stdout)
@@ -144,7 +146,17 @@ def run_exec(args: Any) -> int:
     for notice in notices:
         sys.stderr.write(f"coder: note: {notice}\n")
 
-    agent = Agent(config, workspace)
+    from coder.sessions import open_session
+    from coder.transcript import TranscriptError
+
+    try:
+        session = open_session(config, workspace, resume=args.resume, last=args.last,
+                               model_given=args.model is not None, auto_commit=config.auto_commit)
+    except TranscriptError as e:
+        raise ConfigError(str(e)) from None
+    for warning in session.warnings:
+        sys.stderr.write(f"coder: warning: {warning}\n")
+    agent = session.agent
     backend = agent.tool_ctx.backend
     if backend.name == "none":
         sys.stderr.write(
@@ -152,19 +164,21 @@ def run_exec(args: Any) -> int:
             "Rerun with --sandbox full-access to run them without isolation.\n"
         )
     done: TurnDone | None = None
-    events = agent.run(prompt)
+    events = session.run(prompt)
     try:
-        render(agent.started_event())
+        started = agent.started_event()
+        started.session = session.id
+        render(started)
         for event in events:
             render(event)
             if isinstance(event, TurnDone):
                 done = event
     except KeyboardInterrupt:
-        events.close()  # answers open calls and kills running commands
+        events.close()  # answers open calls, kills running commands, records the checkpoint
         render(Error("interrupted"))
         return EXIT_INTERRUPTED
     finally:
-        agent.close()
+        session.close()
     assert done is not None
     if args.output:
         try:

@@ -1,9 +1,18 @@
-"""The system prompt: who the agent is, how to use its tools, where it is working.
+"""What the model is told: the system prompt, the project's AGENTS.md files, and where it works.
 
-Kept stable across requests of a session (prompt caching rewards a constant prefix).
+The instructions stay constant through a session (prompt caching rewards a
+constant prefix; a resumed session reuses the recorded text). The environment
+description goes in the first user message instead, since it describes the
+moment the conversation started.
 """
 
 from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import date
+from pathlib import Path
 
 from sandbox.policy import Mode, Policy
 
@@ -24,10 +33,84 @@ MODES = {
     Mode.FULL_ACCESS: "full-access: no restrictions; be deliberate.",
 }
 
+AGENTS_FILE = "AGENTS.md"
+MAX_AGENTS_BYTES = 32 * 1024  # per file; a huge one is cut, with a note
+MAX_AGENTS_TOTAL = 64 * 1024
+
+
+def git_root(path: Path) -> Path | None:
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def user_agents_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "coder" / AGENTS_FILE
+
+
+def agents_files(workspace: Path) -> list[Path]:
+    """The user's AGENTS.md, then the project's from the git root down to the workspace (deeper refines shallower)."""
+    top = git_root(workspace) or workspace
+    chain = [workspace, *workspace.parents]
+    dirs = list(reversed(chain[: chain.index(top) + 1])) if top in chain else [workspace]
+    found = [user_agents_file()] + [d / AGENTS_FILE for d in dirs]
+    return [f for f in found if f.is_file()]
+
+
+def agents_text(workspace: Path) -> str:
+    parts: list[str] = []
+    total = 0
+    for path in agents_files(workspace):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        room = min(MAX_AGENTS_BYTES, MAX_AGENTS_TOTAL - total)
+        if room <= 0:
+            break
+        text = data[:room].decode("utf-8", errors="replace")
+        if len(data) > room:
+            text += f"\n[... {len(data) - room} more bytes of {path.name} not included ...]"
+        total += min(len(data), room)
+        parts.append(f"## {path}\n{text.strip()}")
+    if not parts:
+        return ""
+    return ("\n\n# Project instructions (AGENTS.md)\nFollow these; a file deeper in the tree refines "
+            "the ones above it.\n\n" + "\n\n".join(parts))
+
 
 def build_instructions(policy: Policy) -> str:
     return (
         f"{BASE}\n\nWorkspace root: {policy.workspace} (relative paths are resolved against it).\n"
         f"Sandbox: {MODES[policy.mode]}\n"
         "Commands run in bash with stdin closed: interactive programs and prompts will not work."
+        + agents_text(policy.workspace)
     )
+
+
+def _git(workspace: Path, *args: str) -> str:
+    try:
+        r = subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def environment_context(policy: Policy) -> str:
+    """A short description of where and when the conversation starts, for its first message."""
+    ws = policy.workspace
+    lines = [
+        f"Working directory: {ws}",
+        f"OS: {platform.system()} {platform.release()} ({platform.machine()})",
+        f"Shell: {os.environ.get('SHELL', '/bin/sh')}",
+        f"Date: {date.today().isoformat()}",
+        f"Sandbox: {policy.mode.value}, network {'on' if policy.network else 'off'}",
+    ]
+    branch = _git(ws, "rev-parse", "--abbrev-ref", "HEAD") if git_root(ws) else ""
+    if branch:
+        status = _git(ws, "status", "--porcelain")
+        changed = len(status.splitlines()) if status else 0
+        lines.append(f"Git: branch {branch}, {changed} changed or untracked file{'s' if changed != 1 else ''}")
+    return "<environment_context>\n" + "\n".join(lines) + "\n</environment_context>"

@@ -159,6 +159,10 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3 or argv[1] != "--":
         sys.stderr.write("usage: python -m sandbox.helper SPEC -- ARGV...\n")
         os._exit(2)
+    parent = os.getppid()
+    _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)  # coder killed with -9: the sandbox goes with it
+    if os.getppid() != parent:
+        os._exit(EXIT_SETUP_FAILED)
     spec = marshal.loads(bytes.fromhex(argv[0]))
     command = argv[2:]
     _limits(spec.get("limits", {}))

@@ -40,6 +40,8 @@ DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096}
 def default_deny_read(home: Path) -> tuple[Path, ...]:
     """Credential stores the model has no business reading."""
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
     return (
         home / ".ssh",
         home / ".aws",
@@ -47,6 +49,8 @@ def default_deny_read(home: Path) -> tuple[Path, ...]:
         home / ".netrc",
         config_home / "gcloud",
         config_home / "coder",
+        data_home / "coder",  # session transcripts
+        state_home / "coder",  # prompt history
     )
 
 

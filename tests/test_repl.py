@@ -235,3 +235,43 @@ def test_history_is_kept_per_project(server, start, repl_env, workspace: Path):
     again = start()
     again.press("Up")
     again.wait_for("› remember this line")
+
+
+def test_undo_restores_the_file_and_diff_shows_the_change(server, start, workspace: Path):
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "app.py").write_text("print('v1')\n")
+    server.add(Reply([call("write_file", {"path": "app.py", "content": "print('v2')\n"})]), Reply([message("Now v2.")]))
+    term = start()
+    term.type("bump the version")
+    term.press("Enter")
+    term.wait_for("Now v2")
+    term.wait_for(r"\+print\('v2'\)")  # the change shown as a diff
+    assert (workspace / "app.py").read_text() == "print('v2')\n"
+    term.type("/diff")
+    term.press("Enter")
+    term.wait_for(r"(?s)/diff.*-print\('v1'\).*\+print\('v2'\)")
+    term.type("/undo")
+    term.press("Enter")
+    term.wait_for(r"undid 'bump the version': restored 1 file")
+    assert (workspace / "app.py").read_text() == "print('v1')\n"
+    term.type("/undo")
+    term.press("Enter")
+    term.wait_for("nothing to undo")
+
+
+def test_exit_says_how_to_resume_and_resume_continues(server, start, workspace: Path):
+    server.add(Reply([message("The answer is 42.")]), Reply([message("Still 42.")]))
+    term = start()
+    term.type("what is the answer?")
+    term.press("Enter")
+    term.wait_for("completed ·")
+    term.press("C-d")
+    screen = term.wait_for(r"resume this session with: coder resume \S+")
+    sid = re.search(r"coder resume (\S+)", screen).group(1)
+    again = start("resume", sid)
+    again.wait_for(r"(?s)what is the answer\?.*The answer is 42\..*resumed session")
+    again.type("are you sure?")
+    again.press("Enter")
+    again.wait_for("Still 42")
+    assert user_texts(server.bodies[1]) == ["what is the answer?", "are you sure?"]
+    assert server.bodies[1]["input"][1]["content"][0]["text"] == "The answer is 42."

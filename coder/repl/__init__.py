@@ -21,21 +21,28 @@ def run_repl(args: Any) -> int:
     config, notices = load_config(
         workspace.resolve(), model=args.model, sandbox=args.sandbox, base_url=args.base_url,
         network=True if args.network else None, approval=args.approval,
+        auto_commit=True if args.auto_commit else None,
     )
     if config.approval is None:
         config = config.with_overrides(approval="on-request")
     config.api_key()  # one clear line now rather than at the first message
 
     from rich.console import Console
-
-    from coder.agent import Agent
-    from coder.repl.app import Repl, history_path, state_dir
-
     from rich.text import Text
+
+    from coder.repl.app import Repl, history_path, state_dir
+    from coder.sessions import open_session
+    from coder.transcript import TranscriptError
 
     console = Console(highlight=False)
     for notice in notices:
         console.print(Text.assemble(("note: ", "yellow"), notice))
-    agent = Agent(config, workspace)
-    repl = Repl(agent, console, history_path(state_dir(), agent.workspace), vi=args.vi)
+    resuming = args.command == "resume"
+    try:
+        session = open_session(config, workspace, resume=args.id if resuming else None,
+                               last=resuming and not args.id, model_given=args.model is not None,
+                               auto_commit=config.auto_commit)
+    except TranscriptError as e:
+        raise ConfigError(str(e)) from None
+    repl = Repl(session, console, history_path(state_dir(), session.agent.workspace), vi=args.vi)
     return repl.run()

@@ -32,7 +32,8 @@ from coder.approvals import prefix
 from coder.events import ApprovalRequest
 from coder.repl import commands
 from coder.repl.completion import CoderCompleter, ProjectFiles
-from coder.repl.render import Renderer, Status
+from coder.repl.render import Renderer, Status, show_history
+from coder.sessions import Session
 
 WAKE = "\0coder-wake"  # what the prompt returns when an approval needs the terminal
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -50,8 +51,8 @@ def context_window(model: str) -> int | None:
 
 
 class Repl:
-    def __init__(self, agent: Agent, console: Console, history: Path, *, vi: bool = False) -> None:
-        self.agent = agent
+    def __init__(self, session: Session, console: Console, history: Path, *, vi: bool = False) -> None:
+        self.session = session
         self.console = console
         self.status = Status()
         self.renderer = Renderer(console, self.status)
@@ -60,9 +61,9 @@ class Repl:
         self.turn_lock = threading.Lock()  # "is a turn running" vs "queue this message"
         self.saved_input = ""
         self.last_interrupt = 0.0
-        self.files = ProjectFiles(agent.workspace)
+        self.files = ProjectFiles(session.agent.workspace)
         history.parent.mkdir(parents=True, exist_ok=True)
-        self.session: PromptSession = PromptSession(
+        self.prompt: PromptSession = PromptSession(
             message=self._prompt_message,
             history=FileHistory(str(history)),
             multiline=True,
@@ -77,6 +78,10 @@ class Repl:
 
             prompt_continuation=lambda width, line, wrap: "… ".rjust(width),
         )
+
+    @property
+    def agent(self) -> Agent:
+        return self.session.agent
 
     # --- what the prompt shows ---
     def _prompt_message(self) -> FormattedText:
@@ -149,8 +154,17 @@ class Repl:
         return self.turn is not None and self.turn.is_alive()
 
     def new_conversation(self) -> None:
+        self.session.detach()
         self.agent.reset()
+        self.switch(Session.create(self.agent, auto_commit=self.session.auto_commit))
+
+    def switch(self, session: Session) -> None:
+        """Make `session` the current one (after /clear or /resume)."""
+        self.session = session
         self.status.context_tokens = 0
+        self.status.total = session.agent.usage
+        for warning in session.warnings:
+            self.console.print(Text(f"warning: {warning}", style="yellow"))
 
     # --- the main loop ---
     def run(self) -> int:
@@ -164,7 +178,7 @@ class Repl:
         while True:
             self._answer_approvals()
             try:
-                text = self.session.prompt(default=self.saved_input, pre_run=self._after_first_paint)
+                text = self.prompt.prompt(default=self.saved_input, pre_run=self._after_first_paint)
             except KeyboardInterrupt:
                 if self._interrupted():
                     break
@@ -192,6 +206,11 @@ class Repl:
         self.console.print(Text("Type a message for the agent · /help for commands · Ctrl-D exits", style="dim"))
         if not backend.isolates and agent.policy.mode.value != "full-access":
             self.warn_no_sandbox()
+        if agent.conversation.items:
+            show_history(self.console, agent.conversation.items)
+            self.console.print(Text(f"resumed session {self.session.id}; the model sees all of it", style="dim"))
+        for warning in self.session.warnings:
+            self.console.print(Text(f"warning: {warning}", style="yellow"))
 
     def _after_first_paint(self) -> None:
         """Load what the first message needs while the user types (start-up stays short)."""
@@ -252,7 +271,7 @@ class Repl:
     def _turn(self, prompt: str | None) -> None:
         try:
             while True:
-                for event in self.agent.run(prompt):
+                for event in self.session.run(prompt):
                     if isinstance(event, ApprovalRequest):
                         self._ask(event)
                     else:
@@ -269,7 +288,7 @@ class Repl:
             self.status.running = False
             self.status.queued = 0
             self.status.set("")
-            app = self.session.app
+            app = self.prompt.app
             if app.is_running:
                 app.invalidate()
 
@@ -281,13 +300,13 @@ class Repl:
             self._wake()
 
     def _wake(self) -> None:
-        app = self.session.app
+        app = self.prompt.app
         loop = app.loop
         if app.is_running and loop is not None:
             loop.call_soon_threadsafe(self._exit_prompt)
 
     def _exit_prompt(self) -> None:
-        app = self.session.app
+        app = self.prompt.app
         if app.is_running and not app.is_done:
             self.saved_input = app.current_buffer.text
             app.exit(result=WAKE)
@@ -367,8 +386,8 @@ class Repl:
                 done.set()
             assert self.turn is not None
             self.turn.join(10)
-        self.agent.close()
-        self.console.print(Text("bye", style="dim"))
+        self.session.close()
+        self.console.print(Text(f"bye · resume this session with: coder resume {self.session.id}", style="dim"))
 
 
 def history_path(state_dir: Path, workspace: Path) -> Path:

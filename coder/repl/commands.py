@@ -99,6 +99,74 @@ def _exit(repl: "Repl", arg: str) -> bool:
     return False
 
 
+def _undo(repl: "Repl", arg: str) -> bool:
+    from coder.checkpoints import CheckpointError
+    from coder.repl.render import diff_text
+
+    try:
+        result = repl.session.undo()
+    except CheckpointError as e:
+        repl.error(str(e))
+        return True
+    if result.refused:
+        repl.error(result.message)
+        repl.console.print(diff_text(result.diff))
+        return True
+    repl.say(result.message + "".join(f"\n  {path}" for path in result.restored))
+    return True
+
+
+def _diff(repl: "Repl", arg: str) -> bool:
+    from coder.checkpoints import CheckpointError
+    from coder.repl.render import diff_text
+
+    try:
+        diff = repl.session.diff()
+    except CheckpointError as e:
+        repl.error(str(e))
+        return True
+    if not diff:
+        repl.say("no file changes in this session yet")
+    else:
+        repl.console.print(diff_text(diff))
+    return True
+
+
+def _resume(repl: "Repl", arg: str) -> bool:
+    from prompt_toolkit import prompt
+
+    from coder.manage import ago
+    from coder.sessions import Session, find, list_sessions
+    from coder.transcript import TranscriptError
+
+    try:
+        if arg:
+            directory = find(arg, repl.agent.workspace)
+        else:
+            others = [i for i in list_sessions(repl.agent.workspace) if i.id != repl.session.id][:9]
+            if not others:
+                repl.say("no other sessions for this project")
+                return True
+            for n, info in enumerate(others, 1):
+                repl.say(f"  {n}. {ago(info.updated):>10}  {info.turns} turns  {info.first_prompt[:70] or '-'}")
+            choice = prompt("  resume which (number, Enter to cancel): ").strip()
+            if not choice.isdigit() or not 1 <= int(choice) <= len(others):
+                return True
+            directory = others[int(choice) - 1].directory
+        session = Session.resume(repl.agent.config, directory, auto_commit=repl.session.auto_commit)
+    except (TranscriptError, KeyboardInterrupt, EOFError) as e:
+        if isinstance(e, TranscriptError):
+            repl.error(str(e))
+        return True
+    repl.session.close()
+    repl.switch(session)
+    from coder.repl.render import show_history
+
+    show_history(repl.console, session.agent.conversation.items)
+    repl.say(f"resumed session {session.id}")
+    return True
+
+
 COMMANDS: dict[str, Command] = {
     "/help": Command("show the commands and keys", _help),
     "/model": Command("show or change the model: /model NAME", _model, idle_only=True),
@@ -107,6 +175,9 @@ COMMANDS: dict[str, Command] = {
     "/sandbox": Command("show or change the sandbox: /sandbox read-only|workspace-write|full-access", _sandbox,
                         idle_only=True),
     "/reasoning": Command("show or hide reasoning summaries: /reasoning on|off", _reasoning),
+    "/diff": Command("what this session changed in your files", _diff),
+    "/undo": Command("put back the files the last turn changed (again: one more turn back)", _undo, idle_only=True),
+    "/resume": Command("switch to an earlier session of this project: /resume [ID]", _resume, idle_only=True),
     "/exit": Command("leave (Ctrl-D does too)", _exit),
 }
 

@@ -226,3 +226,20 @@ class Renderer:
 def _one_line(text: str, width: int = 100) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def show_history(console: Console, items: list[dict], last: int = 6) -> None:
+    """The tail of a resumed conversation: who said what, so the user knows where they are."""
+    said: list[tuple[str, str]] = []
+    for item in items:
+        if item.get("type") != "message" or not isinstance(item.get("content"), list):
+            continue
+        parts = [p.get("text", "") for p in item["content"] if isinstance(p, dict)]
+        text = next((t for t in parts if t and not t.startswith("<environment_context>")), "")
+        if text:
+            said.append((item.get("role", "assistant"), text))
+    for role, text in said[-last:]:
+        if role == "user":
+            console.print(Text("› " + _one_line(text, 200), style="bold dim"))
+        else:
+            console.print(Text(_one_line(text, 300), style="dim"))

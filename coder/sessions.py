@@ -1,0 +1,309 @@
+"""Sessions: every conversation recorded as it happens, and found again later.
+
+A session is a directory under the data directory (`~/.local/share/coder/sessions/<id>/`)
+holding the transcript (coder.transcript), a small `meta.json` for listing,
+and the checkpoint state (coder.checkpoints: a private git index, or copies of
+files outside git). `Session.run` wraps `Agent.run`: a checkpoint before and
+after each turn, every item and event written to the transcript, the
+transcript synced at the end of the turn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coder.agent import INTERRUPTED, Agent
+from coder.checkpoints import CheckpointError, Checkpoints, UndoResult
+from coder.config import Config
+from coder.conversation import Conversation
+from coder.events import Event, Notice, ReasoningDelta, TextDelta, TurnDone
+from coder.transcript import Loaded, Transcript, TranscriptError, load
+
+TRANSCRIPT, META = "transcript.jsonl", "meta.json"
+_SKIPPED = (TextDelta, ReasoningDelta)  # the finished message is recorded instead of every piece
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "coder"
+
+
+def sessions_dir() -> Path:
+    return data_dir() / "sessions"
+
+
+def new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    directory: Path
+    started: float
+    updated: float
+    project: str
+    model: str
+    first_prompt: str
+    turns: int
+    tokens: int
+
+
+def _safe_settings(config: Config) -> dict[str, Any]:
+    """The settings worth keeping with a transcript; header values can carry credentials, so only names."""
+    return {
+        "model": config.model, "base_url": config.base_url, "reasoning_effort": config.reasoning_effort,
+        "store": config.store, "sandbox": config.sandbox, "approval": config.approval, "network": config.network,
+        "extra_headers": sorted(config.extra_headers), "extra_body": sorted(config.extra_body),
+    }
+
+
+class Session:
+    """One recorded conversation: the agent, its transcript, its checkpoints."""
+
+    def __init__(self, agent: Agent, directory: Path, transcript: Transcript, info: SessionInfo,
+                 auto_commit: bool = False) -> None:
+        self.agent = agent
+        self.directory = directory
+        self.transcript = transcript
+        self.info = info
+        self.auto_commit = auto_commit
+        self.checkpoints: Checkpoints | None = None
+        self.warnings: list[str] = []
+        try:
+            self.checkpoints = Checkpoints(agent.workspace, info.id, directory)
+        except CheckpointError as e:
+            self.warnings.append(f"undo is not available in this session: {e}")
+        agent.conversation.on_append = self._record_item
+        if self.checkpoints is not None:
+            agent.tool_ctx.before_write = self.checkpoints.note_file
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    # --- creating and finding ---
+    @classmethod
+    def create(cls, agent: Agent, auto_commit: bool = False) -> "Session":
+        sid = new_id()
+        directory = sessions_dir() / sid
+        directory.mkdir(parents=True, mode=0o700)
+        transcript = Transcript(directory / TRANSCRIPT, secrets=[_api_key(agent.config)])
+        now = time.time()
+        transcript.write({
+            "type": "header", "version": 1, "id": sid, "started": now, "project": str(agent.workspace),
+            "model": agent.config.model, "settings": _safe_settings(agent.config), "instructions": agent.instructions,
+        })
+        info = SessionInfo(sid, directory, now, now, str(agent.workspace), agent.config.model, "", 0, 0)
+        session = cls(agent, directory, transcript, info, auto_commit)
+        session._write_meta()
+        return session
+
+    @classmethod
+    def resume(cls, config: Config, directory: Path, *, model_given: bool = False,
+               auto_commit: bool = False) -> "Session":
+        """Reopen a session with its whole history; calls a crash left open are answered first."""
+        loaded = load(directory / TRANSCRIPT)
+        header = loaded.header
+        workspace = Path(header["project"])
+        if not workspace.is_dir():
+            raise TranscriptError(f"the session's project {workspace} no longer exists")
+        if not model_given:
+            config = config.with_overrides(model=header.get("model") or config.model)
+        conversation = Conversation(loaded.items())
+        agent = Agent(config, workspace, conversation=conversation, instructions=header.get("instructions"))
+        transcript = Transcript(directory / TRANSCRIPT, secrets=[_api_key(config)])
+        info = _info_from(directory, loaded)
+        session = cls(agent, directory, transcript, info, auto_commit)
+        session.warnings[:0] = loaded.warnings
+        conversation.close_open_calls(INTERRUPTED)  # recorded: the history is valid again
+        if session.checkpoints is not None:
+            _replay(session.checkpoints, loaded)
+        return session
+
+    # --- running ---
+    def run(self, prompt: str | None) -> Iterator[Event]:
+        """Agent.run, with a checkpoint around the turn and everything written down."""
+        if prompt and not self.info.first_prompt:
+            self.info.first_prompt = prompt.strip().splitlines()[0][:200]
+        label = (prompt or "follow-up").strip().splitlines()[0][:72] if (prompt or "").strip() else "follow-up"
+        notices: list[str] = []
+        if self.checkpoints is not None:
+            try:
+                self.checkpoints.begin_turn(label)
+            except CheckpointError as e:
+                notices.append(f"no checkpoint for this turn: {e}")
+        for message in notices:
+            yield self._recorded(Notice(message))
+        done: TurnDone | None = None
+        events = self.agent.run(prompt)
+        try:
+            for event in events:
+                if isinstance(event, TurnDone):
+                    done = event  # held back until the checkpoint is taken: "done" then means done
+                    continue
+                if not isinstance(event, _SKIPPED):
+                    self._record_event(event)
+                yield event
+        finally:
+            events.close()  # an interrupted turn still answers its calls, and is still undoable
+            after = [self._recorded(Notice(m)) for m in self._end_turn(label)]
+            if done is not None:
+                self.info.turns += 1
+                self.info.tokens = self.agent.usage.total_tokens
+                self._record_event(done)
+            self.transcript.sync()
+            self._write_meta()
+        yield from after
+        if done is not None:
+            yield done
+
+    def _end_turn(self, label: str) -> list[str]:
+        if self.checkpoints is None:
+            return []
+        try:
+            changed = self.checkpoints.end_turn()
+        except CheckpointError as e:
+            return [f"checkpoint after the turn failed: {e}"]
+        if not changed:
+            return []
+        self.transcript.write({"type": "turn", "turn": self.checkpoints.last_turn()})
+        if not self.auto_commit or not self.checkpoints.in_git:
+            return []
+        try:
+            sha = self.checkpoints.auto_commit(f"coder: {label}")
+        except CheckpointError as e:
+            return [f"auto-commit failed: {e}"]
+        return [f"committed {len(changed)} file(s) as {sha[:10]}"] if sha else []
+
+    def undo(self) -> UndoResult:
+        if self.checkpoints is None:
+            raise CheckpointError("undo is not available in this session")
+        result = self.checkpoints.undo()
+        if not result.refused:
+            self.transcript.write({"type": "undo", "paths": result.restored})
+            self.transcript.sync()
+        return result
+
+    def diff(self, color: bool = False) -> str:
+        if self.checkpoints is None:
+            raise CheckpointError("diff is not available in this session")
+        return self.checkpoints.diff(color)
+
+    def detach(self) -> None:
+        """Close the transcript; the agent goes on (into a new session, after /clear)."""
+        self._write_meta()
+        self.transcript.close()
+        self.agent.conversation.on_append = None
+
+    def close(self) -> None:
+        self.detach()
+        self.agent.close()
+
+    # --- the transcript ---
+    def _record_item(self, item: dict[str, Any]) -> None:
+        self.transcript.write({"type": "item", "item": item})
+
+    def _record_event(self, event: Event) -> None:
+        self.transcript.write({"type": "event", "event": event.to_dict()})
+
+    def _recorded(self, event: Event) -> Event:
+        self._record_event(event)
+        return event
+
+    def _write_meta(self) -> None:
+        self.info.updated = time.time()
+        tmp = self.directory / f".{META}.tmp"
+        tmp.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.info).items()}))
+        os.replace(tmp, self.directory / META)
+
+
+def _api_key(config: Config) -> str:
+    return os.environ.get(config.api_key_env, "")
+
+
+def _info_from(directory: Path, loaded: Loaded) -> SessionInfo:
+    header = loaded.header
+    first = next((i["content"][0]["text"] for i in loaded.items()
+                  if i.get("type") == "message" and i.get("role") == "user" and i.get("content")), "")
+    done = [r["event"] for r in loaded.of_type("event") if r["event"].get("type") == "turn.done"]
+    tokens = sum(int((d.get("usage") or {}).get("total_tokens") or 0) for d in done)
+    mtime = (directory / TRANSCRIPT).stat().st_mtime
+    return SessionInfo(header["id"], directory, float(header.get("started") or mtime), mtime, header.get("project", ""),
+                       header.get("model", ""), first.strip().splitlines()[0][:200] if first.strip() else "",
+                       len(done), tokens)
+
+
+def read_info(directory: Path) -> SessionInfo | None:
+    """A session's summary: meta.json, or the transcript itself when the meta is missing or broken."""
+    try:
+        data = json.loads((directory / META).read_text())
+        data["directory"] = directory
+        return SessionInfo(**data)
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        return _info_from(directory, load(directory / TRANSCRIPT))
+    except (TranscriptError, KeyError, OSError):
+        return None
+
+
+def list_sessions(project: Path | None = None) -> list[SessionInfo]:
+    """Sessions, newest first; only `project`'s when given."""
+    root = sessions_dir()
+    if not root.is_dir():
+        return []
+    found = [read_info(d) for d in root.iterdir() if d.is_dir()]
+    infos = [i for i in found if i is not None and (project is None or i.project == str(project))]
+    return sorted(infos, key=lambda i: i.updated, reverse=True)
+
+
+def find(session_id: str | None, project: Path) -> Path:
+    """The directory of session `session_id` (a unique prefix will do), or of the project's latest."""
+    if session_id is None:
+        recent = list_sessions(project)
+        if not recent:
+            raise TranscriptError(f"no sessions yet for {project}; start one with: coder")
+        return recent[0].directory
+    root = sessions_dir()
+    exact = root / session_id
+    if (exact / TRANSCRIPT).exists():
+        return exact
+    matches = [d for d in root.iterdir() if d.name.startswith(session_id)] if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise TranscriptError(f"no session {session_id!r}; coder sessions lists them")
+    raise TranscriptError(f"{session_id!r} matches {len(matches)} sessions; give more of the id")
+
+
+def open_session(config: Config, workspace: Path, *, resume: str | None = None, last: bool = False,
+                 model_given: bool = False, auto_commit: bool = False) -> Session:
+    """A new session in `workspace`, or (`resume` an id, or `last`) an earlier one reopened."""
+    if resume is None and not last:
+        return Session.create(Agent(config, workspace), auto_commit=auto_commit)
+    directory = find(resume, Path(os.path.realpath(workspace)))
+    return Session.resume(config, directory, model_given=model_given, auto_commit=auto_commit)
+
+
+def _replay(checkpoints: Checkpoints, loaded: Loaded) -> None:
+    checkpoints.replay([(r["type"], r.get("turn", {})) for r in loaded.records if r.get("type") in ("turn", "undo")])
+
+
+def undo_session(directory: Path) -> UndoResult:
+    """Undo the last turn of a session that is not open here (`coder undo`)."""
+    loaded = load(directory / TRANSCRIPT)
+    checkpoints = Checkpoints(Path(loaded.header["project"]), loaded.header["id"], directory)
+    _replay(checkpoints, loaded)
+    result = checkpoints.undo()
+    if not result.refused:
+        transcript = Transcript(directory / TRANSCRIPT)
+        transcript.write({"type": "undo", "paths": result.restored})
+        transcript.close()
+    return result

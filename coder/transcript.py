@@ -1,0 +1,98 @@
+"""A session's transcript: append-only JSON lines, written as things happen.
+
+The first line is a header (id, start time, project, model, settings, the
+instructions sent); every later line is one record: an input or output item
+exactly as sent or received (`item`), an agent event (`event`), a turn's
+checkpoint (`turn`), an undo (`undo`). Each record is written and flushed at
+once, and the file is fsynced at the end of every turn, so `kill -9` loses at
+most the request in flight. On load, a half-written last line is skipped with
+a warning. The file is created 0600 in a 0700 directory, and the API key's
+value is replaced wherever it would appear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REDACTED = "[redacted]"
+
+
+class TranscriptError(Exception):
+    """A transcript that cannot be used at all (missing, no header); one line for the user."""
+
+
+class Transcript:
+    def __init__(self, path: Path, secrets: list[str] | tuple[str, ...] = ()) -> None:
+        self.path = path
+        self.secrets = [s for s in secrets if s and len(s) >= 8]
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file made by another umask
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        if self._file.tell() and not self._ends_with_newline():
+            self._file.write("\n")  # a cut-off last line stays cut off; the next record starts clean
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        for secret in self.secrets:
+            line = line.replace(secret, REDACTED)
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+
+@dataclass
+class Loaded:
+    header: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def items(self) -> list[dict[str, Any]]:
+        return [r["item"] for r in self.records if r.get("type") == "item"]
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("type") == kind]
+
+
+def load(path: Path) -> Loaded:
+    """Read a transcript; a line that does not parse (a write cut off by a crash) is skipped with a warning."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise TranscriptError(f"no transcript at {path}") from None
+    except OSError as e:
+        raise TranscriptError(f"cannot read {path}: {e.strerror}") from None
+    lines = raw.split(b"\n")
+    records: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            where = "its last line" if number >= len(lines) - 1 else f"line {number}"
+            warnings.append(f"{path.name}: {where} was cut off (the session ended abruptly); skipped it")
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    if not records or records[0].get("type") != "header":
+        raise TranscriptError(f"{path} is not a coder transcript (no header)")
+    return Loaded(records[0], records[1:], warnings)

@@ -1,0 +1,380 @@
+"""Checkpoints and undo against real git repositories (and a plain directory for the fallback)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import git
+import pytest
+
+from coder.checkpoints import CheckpointError, Checkpoints
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No system or user git config (hooksPath, signing...) leaks into the tests."""
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def init_repo(path: Path, commit: bool = True) -> git.Repo:
+    path.mkdir(parents=True, exist_ok=True)
+    repo = git.Repo.init(path, initial_branch="main")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "Some User")
+        cw.set_value("user", "email", "user@example.com")
+    if commit:
+        (path / "a.py").write_text("print('a')\n")
+        (path / "b.py").write_text("print('b')\n")
+        (path / "blob.bin").write_bytes(bytes(range(256)) * 4)
+        repo.git.add("-A")
+        repo.git.commit("-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> git.Repo:
+    return init_repo(tmp_path / "repo")
+
+
+def ws(repo: git.Repo) -> Path:
+    return Path(repo.working_tree_dir)
+
+
+def make(repo_or_dir: git.Repo | Path, tmp_path: Path, session: str = "s1") -> Checkpoints:
+    workspace = ws(repo_or_dir) if isinstance(repo_or_dir, git.Repo) else repo_or_dir
+    return Checkpoints(workspace, session, tmp_path / "store" / session)
+
+
+def agent_write(cp: Checkpoints, path: Path, data: str | bytes) -> None:
+    """What write_file does: announce, then write."""
+    cp.note_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def git_state(repo: git.Repo) -> tuple:
+    root = ws(repo)
+    return (
+        repo.git.status("--porcelain", "--untracked-files=all"),
+        (root / ".git" / "index").read_bytes(),
+        repo.git.rev_parse("HEAD"),
+        repo.git.symbolic_ref("HEAD"),
+        repo.git.stash("list"),
+        repo.git.diff("--cached"),
+    )
+
+
+def test_checkpoint_leaves_status_index_head_branch_and_stash_alone(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / "a.py").write_text("stashed\n")
+    repo.git.stash("push", "-m", "users stash")
+    (root / "a.py").write_text("staged\n")
+    repo.git.add("a.py")
+    (root / "b.py").write_text("unstaged\n")
+    (root / "untracked.txt").write_text("mine\n")
+    repo.git.status()  # let git refresh its own index first, so a byte comparison is fair
+    before = git_state(repo)
+
+    cp = make(repo, tmp_path)
+    assert cp.in_git
+    cp.begin_turn("look around")
+    assert cp.end_turn() == []
+    assert not cp.can_undo()
+
+    assert git_state(repo) == before
+    tip = repo.git.rev_parse("refs/coder/checkpoints/s1")
+    tree = repo.commit(tip).tree
+    assert (tree / "untracked.txt").data_stream.read() == b"mine\n"
+    assert (tree / "a.py").data_stream.read() == b"staged\n"
+    assert (tree / "b.py").data_stream.read() == b"unstaged\n"
+
+
+def test_undo_restores_only_the_agents_files(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("edit a")
+    agent_write(cp, root / "a.py", "print('agent')\n")
+    assert cp.end_turn() == ["a.py"]
+    (root / "b.py").write_text("print('user')\n")  # the user's own edit, elsewhere
+
+    result = cp.undo()
+    assert not result.refused and result.restored == ["a.py"]
+    assert (root / "a.py").read_text() == "print('a')\n"
+    assert (root / "b.py").read_text() == "print('user')\n"
+    assert repo.git.status("--porcelain") == " M b.py"
+
+
+def test_undo_refuses_when_the_user_edited_the_same_file(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("edit a")
+    agent_write(cp, root / "a.py", "print('agent')\n")
+    (root / "b.py").write_text("agent too\n")
+    cp.end_turn()
+    (root / "a.py").write_text("print('agent')\nprint('user')\n")
+
+    result = cp.undo()
+    assert result.refused and result.restored == []
+    assert "a.py" in result.message and "b.py" not in result.message
+    assert "+print('user')" in result.diff
+    assert (root / "a.py").read_text() == "print('agent')\nprint('user')\n"
+    assert (root / "b.py").read_text() == "agent too\n"  # nothing was written
+    assert cp.can_undo()
+
+
+def test_undo_twice_walks_back_two_turns_then_nothing(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("one")
+    agent_write(cp, root / "a.py", "v1\n")
+    assert cp.end_turn() == ["a.py"]
+    cp.begin_turn("quiet")
+    assert cp.end_turn() == []
+    cp.begin_turn("two")
+    agent_write(cp, root / "a.py", "v2\n")
+    agent_write(cp, root / "b.py", "b2\n")
+    assert cp.end_turn() == ["a.py", "b.py"]
+
+    assert cp.undo().restored == ["a.py", "b.py"]
+    assert (root / "a.py").read_text() == "v1\n" and (root / "b.py").read_text() == "print('b')\n"
+    assert cp.undo().restored == ["a.py"]
+    assert (root / "a.py").read_text() == "print('a')\n"
+    assert not cp.can_undo()
+    with pytest.raises(CheckpointError, match="nothing to undo"):
+        cp.undo()
+    assert repo.git.status("--porcelain") == ""
+
+
+def test_created_files_are_deleted_and_deleted_files_recreated(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / "run.sh").write_text("echo hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "link").symlink_to("a.py")
+    repo.git.add("run.sh", "link")
+    repo.git.commit("-m", "script and link")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("shuffle")
+    new = root / "new dir" / "ünïcødé name.txt"
+    agent_write(cp, new, "fresh\n")
+    (root / "b.py").unlink()
+    (root / "blob.bin").write_bytes(b"\x00\xff" * 10)
+    (root / "run.sh").write_text("echo changed\n")
+    (root / "run.sh").chmod(0o644)
+    (root / "link").unlink()
+    (root / "link").write_text("no longer a link\n")
+    assert cp.end_turn() == ["b.py", "blob.bin", "link", "new dir/ünïcødé name.txt", "run.sh"]
+
+    assert not cp.undo().refused
+    assert not new.exists() and not new.parent.exists()
+    assert (root / "b.py").read_text() == "print('b')\n"
+    assert (root / "blob.bin").read_bytes() == bytes(range(256)) * 4
+    assert (root / "run.sh").read_text() == "echo hi\n"
+    assert os.stat(root / "run.sh").st_mode & stat.S_IXUSR
+    assert (root / "link").is_symlink() and os.readlink(root / "link") == "a.py"
+    assert repo.git.status("--porcelain") == ""
+    assert not list(root.glob("**/.coder-undo-*"))
+
+
+def test_untracked_files_are_captured_and_ignored_files_left_alone(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / ".gitignore").write_text("*.log\n")
+    (root / "notes.txt").write_text("my notes\n")  # untracked, not ignored
+    (root / "build.log").write_text("old log\n")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("touch both")
+    (root / "notes.txt").write_text("agent notes\n")
+    (root / "build.log").write_text("new log\n")
+    assert cp.end_turn() == ["notes.txt"]
+
+    assert cp.undo().restored == ["notes.txt"]
+    assert (root / "notes.txt").read_text() == "my notes\n"
+    assert (root / "build.log").read_text() == "new log\n"
+
+
+def test_store_dir_inside_the_workspace_is_not_snapshotted(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = Checkpoints(root, "inner", root / ".coder" / "sessions" / "inner")
+    cp.begin_turn("edit")
+    agent_write(cp, root / "a.py", "x\n")
+    assert cp.end_turn() == ["a.py"]
+    assert "?? .coder/" in repo.git.status("--porcelain")  # ours, but never in a checkpoint
+    assert cp.undo().restored == ["a.py"]
+
+
+def test_repo_without_commits(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "fresh", commit=False)
+    root = ws(repo)
+    (root / "draft.md").write_text("draft\n")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("write")
+    agent_write(cp, root / "draft.md", "rewritten\n")
+    agent_write(cp, root / "src" / "main.py", "pass\n")
+    assert cp.end_turn() == ["draft.md", "src/main.py"]
+    assert "+rewritten" in cp.diff()
+    assert cp.undo().restored == ["draft.md", "src/main.py"]
+    assert (root / "draft.md").read_text() == "draft\n" and not (root / "src").exists()
+    assert not repo.head.is_valid()  # still unborn: no commit was made on the user's branch
+
+
+def test_workspace_in_a_subdirectory_of_the_repo(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / "pkg").mkdir()
+    (root / "pkg" / "mod.py").write_text("x = 1\n")
+    repo.git.add("-A")
+    repo.git.commit("-m", "pkg")
+    cp = Checkpoints(root / "pkg", "sub", tmp_path / "store")
+    cp.begin_turn("edit")
+    (root / "pkg" / "mod.py").write_text("x = 2\n")
+    (root / "pkg" / "added.py").write_text("y = 1\n")
+    (root / "a.py").write_text("outside the workspace\n")  # e.g. by a shell command
+    assert cp.end_turn() == ["added.py", "mod.py"]
+    assert "pkg/mod.py" in cp.diff() and "a.py" not in cp.diff().replace("pkg/", "")
+
+    assert cp.undo().restored == ["added.py", "mod.py"]
+    assert (root / "pkg" / "mod.py").read_text() == "x = 1\n" and not (root / "pkg" / "added.py").exists()
+    assert (root / "a.py").read_text() == "outside the workspace\n"
+
+
+def test_outside_git_undo_uses_copies(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    (root / "keep.txt").write_text("original\n")
+    (root / "tool.sh").write_text("echo\n")
+    (root / "tool.sh").chmod(0o750)
+    cp = make(root, tmp_path)
+    assert not cp.in_git
+    cp.begin_turn("one")
+    agent_write(cp, root / "keep.txt", "changed once\n")
+    agent_write(cp, root / "keep.txt", "changed twice\n")  # the copy is taken once per turn
+    agent_write(cp, root / "tool.sh", b"\x00binary\x01")
+    agent_write(cp, root / "dir x" / "näme.txt", "new\n")
+    assert cp.end_turn() == ["dir x/näme.txt", "keep.txt", "tool.sh"]
+    assert list((tmp_path / "store" / "s1" / "copies").iterdir())
+    assert "+changed twice" in cp.diff()
+    cp.begin_turn("two")
+    agent_write(cp, root / "keep.txt", "turn two\n")
+    cp.end_turn()
+    (root / "keep.txt").write_text("the user's hand edit\n")
+
+    refused = cp.undo()
+    assert refused.refused and "keep.txt" in refused.message and "+the user's hand edit" in refused.diff
+    assert (root / "keep.txt").read_text() == "the user's hand edit\n"
+    (root / "keep.txt").write_text("turn two\n")  # the user puts it back
+    assert cp.undo().restored == ["keep.txt"]
+    assert (root / "keep.txt").read_text() == "changed twice\n"
+    assert cp.undo().restored == ["dir x/näme.txt", "keep.txt", "tool.sh"]
+    assert (root / "keep.txt").read_text() == "original\n"
+    assert (root / "tool.sh").read_text() == "echo\n" and stat.S_IMODE(os.stat(root / "tool.sh").st_mode) == 0o750
+    assert not (root / "dir x").exists()
+    with pytest.raises(CheckpointError, match="nothing to undo"):
+        cp.undo()
+
+
+def test_undo_never_follows_a_symlink_out_of_the_workspace(tmp_path: Path) -> None:
+    root, outside = tmp_path / "plain", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    (root / "d" / "f.txt").write_text("before\n")
+    cp = make(root, tmp_path)
+    cp.begin_turn("edit")
+    agent_write(cp, root / "d" / "f.txt", "after\n")
+    cp.end_turn()
+    (root / "d" / "f.txt").rename(outside / "f.txt")  # d becomes a link to a look-alike outside
+    (root / "d").rmdir()
+    (root / "d").symlink_to(outside)
+
+    with pytest.raises(CheckpointError, match="symlink"):
+        cp.undo()
+    assert (outside / "f.txt").read_text() == "after\n"
+
+
+def test_auto_commit_commits_only_the_turns_files_and_runs_hooks(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / "staged.txt").write_text("user staged\n")
+    repo.git.add("staged.txt")
+    (root / "b.py").write_text("user unstaged\n")
+    marker = tmp_path / "hook-ran"
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch '{marker}'\n")
+    hook.chmod(0o755)
+    cp = make(repo, tmp_path)
+    assert cp.auto_commit("nothing yet") is None
+    cp.begin_turn("feature")
+    agent_write(cp, root / "a.py", "print('feature')\n")
+    agent_write(cp, root / "new module.py", "NEW = 1\n")
+    cp.end_turn()
+
+    sha = cp.auto_commit("coder: feature")
+    assert sha and repo.head.commit.hexsha == sha
+    commit = repo.commit(sha)
+    assert (commit.author.name, commit.author.email) == ("coder", "coder@localhost")
+    assert commit.message.strip() == "coder: feature"
+    assert sorted(commit.stats.files) == ["a.py", "new module.py"]
+    assert marker.exists(), "the pre-commit hook did not run"
+    assert repo.git.diff("--cached", "--name-only") == "staged.txt"
+    assert repo.git.diff("--name-only") == "b.py"
+    assert repo.git.status("--porcelain").splitlines() == [" M b.py", "A  staged.txt"]
+    assert cp.auto_commit("again") is None  # the turn's files are committed already
+
+
+def test_auto_commit_failing_hook_is_one_line_and_leaves_the_index(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'lint failed: trailing space' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("feature")
+    agent_write(cp, root / "created.py", "x = 1\n")
+    cp.end_turn()
+    with pytest.raises(CheckpointError, match="lint failed") as err:
+        cp.auto_commit("coder: feature")
+    assert "\n" not in str(err.value)
+    assert repo.git.status("--porcelain") == "?? created.py"
+    assert repo.head.commit.message.strip() == "initial"
+    assert repo.git.ls_files("created.py") == ""  # the intent-to-add entry is gone again
+
+
+def test_diff_shows_the_agents_change_and_not_the_users(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    assert cp.diff() == ""
+    cp.begin_turn("edit")
+    agent_write(cp, root / "a.py", "print('agent')\n")
+    cp.end_turn()
+    (root / "b.py").write_text("print('user')\n")
+    text = cp.diff()
+    assert "a/a.py" in text and "-print('a')" in text and "+print('agent')" in text
+    assert "b.py" not in text
+    assert "\x1b[" in cp.diff(color=True)
+
+
+def test_prune_removes_old_checkpoint_refs_only(repo: git.Repo, tmp_path: Path) -> None:
+    tree = repo.head.commit.tree.hexsha
+    old_date = f"{int(time.time()) - 30 * 86400} +0000"
+    env = {"GIT_COMMITTER_DATE": old_date, "GIT_AUTHOR_DATE": old_date}
+    old = repo.git.commit_tree(tree, "-m", "old", env=env)
+    repo.git.update_ref("refs/coder/checkpoints/old-session", old)
+    recent = repo.git.commit_tree(tree, "-m", "recent")
+    repo.git.update_ref("refs/coder/checkpoints/recent-session", recent)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("t")
+    (ws(repo) / "a.py").write_text("x\n")
+    cp.end_turn()
+
+    cp.prune(keep_days=14)
+    refs = repo.git.for_each_ref("--format=%(refname)", "refs/coder/").split()
+    assert refs == ["refs/coder/checkpoints/recent-session", "refs/coder/checkpoints/s1"]
+
+
+def test_errors_are_one_line_checkpoint_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a directory"):
+        Checkpoints(tmp_path / "missing", "s", tmp_path / "store")
+    cp = make(tmp_path, tmp_path)
+    with pytest.raises(CheckpointError, match="git repository"):
+        cp.auto_commit("x")
