@@ -120,7 +120,8 @@ def bench_repl_first_paint(runs: int, workspace: Path) -> list[float]:
     return times
 
 
-def bench_session(turns: int, workspace: Path) -> None:
+def bench_session(turns: int, workspace: Path, recorded: bool = False) -> None:
+    """A long scripted session; `recorded` runs it as a Session (transcript + checkpoints) in a git repo."""
     from coder.agent import Agent
     from coder.config import Config
 
@@ -128,11 +129,17 @@ def bench_session(turns: int, workspace: Path) -> None:
     proc, url = start_server(turns)
     os.environ["OPENAI_API_KEY"] = "sk-bench"
     agent = Agent(Config(base_url=url, model="gpt-5.3-codex", max_turns=turns + 1), workspace)
+    run = agent.run
+    if recorded:
+        from coder.sessions import Session
+
+        os.environ["XDG_DATA_HOME"] = str(workspace / ".data")
+        run = Session.create(agent).run
     per_turn_cpu: list[float] = []
     wall0 = time.perf_counter()
     cpu_mark = time.process_time()
     status = ""
-    for event in agent.run("Work through the steps."):
+    for event in run("Work through the steps."):
         if event.type == "turn.done":
             status = event.status
         if event.type == "request.started":
@@ -157,7 +164,8 @@ def bench_session(turns: int, workspace: Path) -> None:
 
     k = max(1, len(per_turn_cpu) // 10)
     assert status == "completed", status
-    print(f"session: {turns} turns, final request {size / 1e6:.2f} MB, {len(agent.conversation.items)} items")
+    kind = "recorded session (transcript + checkpoints)" if recorded else "session"
+    print(f"{kind}: {turns} turns, final request {size / 1e6:.2f} MB, {len(agent.conversation.items)} items")
     print(f"  total wall time           {wall:.2f} s ({wall / turns * 1000:.1f} ms per turn, endpoint included)")
     print(f"  client CPU per turn       median {statistics.median(per_turn_cpu) * 1000:.2f} ms, "
           f"total {sum(per_turn_cpu):.2f} s ({sum(per_turn_cpu) / wall:.0%} of wall time)")
@@ -204,6 +212,29 @@ def bench_command_overhead(runs: int, workspace: Path) -> None:
               f"Unix connect() {per_connect:.0f} us")
 
 
+def bench_checkpoints(workspace: Path, files: int = 2000, runs: int = 5) -> None:
+    """begin_turn + end_turn (the cost a recorded session adds per user turn) in a git repo of `files` files."""
+    from coder.checkpoints import Checkpoints
+
+    repo = workspace / "repo"
+    for i in range(files):
+        (repo / f"pkg{i % 40}").mkdir(parents=True, exist_ok=True)
+        (repo / f"pkg{i % 40}" / f"mod{i}.py").write_text(f"x = {i}\n" * 20)
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b"]
+    subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "."], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "base"], cwd=repo, check=True)
+    cp = Checkpoints(repo, "bench", workspace / "store")
+    times = []
+    for i in range(runs):
+        t = time.perf_counter()
+        cp.begin_turn(f"turn {i}")
+        (repo / "pkg0" / "mod0.py").write_text(f"changed {i}\n")
+        cp.end_turn()
+        times.append(time.perf_counter() - t)
+    print(f"checkpoint before+after a turn ({files} files, git) {median_ms(times[1:])} (first {times[0] * 1000:.0f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=200)
@@ -218,7 +249,12 @@ def main() -> None:
         print(f"coder exec -> endpoint      {median_ms(bench_exec_to_endpoint(args.runs, ws))}")
         print(f"coder (REPL) -> prompt      {median_ms(bench_repl_first_paint(args.runs, ws))}")
         bench_command_overhead(args.runs * 2, ws)
-        bench_session(args.turns, ws)
+        bench_checkpoints(ws)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_session(args.turns, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["git", "init", "-q", tmp], check=True)
+        bench_session(args.turns, Path(tmp), recorded=True)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,11 @@ class Session:
         info = SessionInfo(sid, directory, now, now, str(agent.workspace), agent.config.model, "", 0, 0)
         session = cls(agent, directory, transcript, info, auto_commit)
         session._write_meta()
+        if session.checkpoints is not None:
+            try:
+                session.checkpoints.prune()  # other sessions' checkpoints older than two weeks
+            except CheckpointError:
+                pass
         return session
 
     @classmethod
