@@ -8,6 +8,8 @@ without failing.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,33 @@ def assert_stopped(path: Path) -> None:
     before = path.read_text()
     time.sleep(0.5)
     assert path.read_text() == before, f"something is still writing {path.name}: a process survived"
+
+
+CODER = Path(sys.executable).parent / "coder"
+
+
+@pytest.fixture
+def env(tmp_path: Path, server: ScriptedServer) -> dict[str, str]:
+    """What the installed coder runs with: a home of its own, the scripted endpoint, its bin/ not on PATH."""
+    if not CODER.exists():
+        pytest.fail(f"coder is not installed next to {sys.executable}: run pip install '.[test]' first")
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".data"),
+        "XDG_STATE_HOME": str(home / ".state"),
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": server.base_url,
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+
+
+def coder(*args: str, env: dict[str, str], cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the installed coder by its path, as people do."""
+    return subprocess.run(
+        [str(CODER), *args], env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=60
+    )

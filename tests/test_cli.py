@@ -10,39 +10,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, assert_stopped, heartbeat
+from tests.conftest import CODER, assert_stopped, coder, heartbeat
 from tests.scripted_server import Reply, call, message
-
-CODER = Path(sys.executable).parent / "coder"
-
-
-@pytest.fixture
-def env(tmp_path: Path, server) -> dict[str, str]:
-    if not CODER.exists():
-        pytest.fail(f"coder is not installed next to {sys.executable}: run pip install '.[test]' first")
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "OPENAI_API_KEY": API_KEY,
-        "OPENAI_BASE_URL": server.base_url,
-        "LANG": "C.UTF-8",
-    }
-
-
-def coder(*args: str, env: dict[str, str], cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(CODER), *args], env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=60
-    )
-
 
 def test_version_is_fast_to_answer_and_needs_nothing(workspace: Path):
     r = subprocess.run([str(CODER), "--version"], capture_output=True, text=True, env={"PATH": "/usr/bin"})

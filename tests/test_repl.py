@@ -10,17 +10,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, assert_stopped, assert_valid_history, heartbeat
+from tests.conftest import CODER, assert_stopped, assert_valid_history, heartbeat
 from tests.scripted_server import Reply, call, message, reasoning
 
-CODER = Path(sys.executable).parent / "coder"
 TMUX = shutil.which("tmux")
 
 if TMUX is None and os.environ.get("CI"):
@@ -77,14 +75,8 @@ class Terminal:
 
 
 @pytest.fixture
-def repl_env(tmp_path: Path, server) -> dict[str, str]:
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    return {
-        "PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_STATE_HOME": str(home / ".state"), "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
-        "LANG": "C.UTF-8", "TERM": "xterm-256color", "EDITOR": "true",
-    }
+def repl_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "TERM": "xterm-256color", "EDITOR": "true"}
 
 
 @pytest.fixture

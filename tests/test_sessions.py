@@ -7,21 +7,16 @@ endpoint on 127.0.0.1, and SIGKILL where the issue asks for it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, assert_stopped, assert_valid_history, heartbeat
+from tests.conftest import API_KEY, CODER, assert_stopped, assert_valid_history, coder, heartbeat
 from tests.scripted_server import Reply, call, message, reasoning
-
-CODER = Path(sys.executable).parent / "coder"
-
 
 def rc(command: str) -> dict:
     return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
@@ -29,21 +24,6 @@ def rc(command: str) -> dict:
 
 def write(path: str, content: str) -> dict:
     return call("write_file", {"path": path, "content": content})
-
-
-@pytest.fixture
-def env(tmp_path: Path, server) -> dict[str, str]:
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    return {
-        "PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".data"), "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url,
-        "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1",
-    }
-
-
-def coder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CODER), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def git(cwd: Path, *args: str) -> str:
