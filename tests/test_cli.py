@@ -219,3 +219,10 @@ def test_limits_in_config_are_checked(server, env, workspace: Path):
     cfg.write_text("[limits]\ncpu_secs = 5\n")
     r = coder("exec", "hi", env=env, cwd=workspace)
     assert r.returncode == 2 and "unknown limit 'cpu_secs'" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_the_session_needs_a_terminal(server, env, workspace: Path):
+    r = coder(env=env, cwd=workspace, input="hello\n")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "needs a terminal" in r.stderr and "coder exec" in r.stderr
+    assert server.requests == []

@@ -151,7 +151,8 @@ class Repl:
             "and user namespaces to change that.", style="bold red"))
 
     def busy(self) -> bool:
-        return self.turn is not None and self.turn.is_alive()
+        """A turn is running (its thread may linger a moment after it said it was done)."""
+        return self.status.running
 
     def new_conversation(self) -> None:
         self.session.detach()
@@ -285,7 +286,8 @@ class Repl:
             self.agent.conversation.close_open_calls("Interrupted by an internal error.")
             self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))
         finally:
-            self.status.running = False
+            with self.turn_lock:
+                self.status.running = False
             self.status.queued = 0
             self.status.set("")
             app = self.prompt.app
@@ -297,6 +299,9 @@ class Repl:
         done = threading.Event()
         self.pending.put((request, done))
         while not done.wait(0.1):
+            if self.agent.cancel_event.is_set():  # stopped or leaving: nobody will answer
+                request.deny()
+                return
             self._wake()
 
     def _wake(self) -> None:
@@ -318,7 +323,8 @@ class Repl:
             except queue.Empty:
                 return
             try:
-                self._approval_menu(request)
+                if request.approved is None:  # not already given up on by a stopped turn
+                    self._approval_menu(request)
             finally:
                 done.set()
 
@@ -378,7 +384,7 @@ class Repl:
             self.console.print(Text(f"exit {code}", style="dim"))
 
     def shutdown(self) -> None:
-        if self.busy():
+        if self.turn is not None and self.turn.is_alive():
             self.agent.cancel()
             while not self.pending.empty():  # nobody is left to answer
                 request, done = self.pending.get_nowait()
