@@ -105,7 +105,7 @@ class Agent:
             self._owned_temp = make_private_temp_dir()
             policy = Policy.for_workspace(
                 self.workspace, Mode.parse(config.sandbox), network=config.network, temp_dir=self._owned_temp,
-                deny_read=default_deny_read(Path.home()) + tuple(_user_path(p, self.workspace) for p in config.deny_read),
+                deny_read=deny_list(config, self.workspace),
                 limits=config.sandbox_limits(),
             )
         self.policy = policy
@@ -416,10 +416,10 @@ def _note(request: ApprovalRequest) -> str:
     return f" Their note: {request.note}" if request.note else ""
 
 
-def _user_path(path: str, workspace: Path) -> Path:
-    """A path from the config: ~ is the home directory, relative means the workspace."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else workspace / p
+def deny_list(config: Config, workspace: Path) -> tuple[Path, ...]:
+    """What nothing may read: the built-in list and the config's `deny_read` (~ is home, relative is the workspace)."""
+    extra = (Path(p).expanduser() for p in config.deny_read)
+    return default_deny_read(Path.home()) + tuple(p if p.is_absolute() else workspace / p for p in extra)
 
 
 def _summary(call: dict[str, Any]) -> str:

@@ -76,7 +76,8 @@ class Approvals:
         self.trusted.add(prefix(command))
 
     def is_trusted(self, command: str) -> bool:
-        return prefix(command) in self.trusted
+        """Allowed "always" by the user: the same prefix, and nothing chained or substituted after it."""
+        return not any(c in SHELL_SYNTAX for c in command) and prefix(command) in self.trusted
 
     def ask_first(self, command: str) -> bool:
         return self.policy == "untrusted" and not is_read_only(command) and not self.is_trusted(command)

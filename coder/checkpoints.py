@@ -41,6 +41,10 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 200  # pathspecs per git command, well under any argv limit
 
 
+# Runs a command (argv, environment, directory) somewhere safe; returns (exit code, output).
+Runner = Callable[[list[str], dict[str, str], Path], tuple[int, str]]
+
+
 class CheckpointError(Exception):
     """A one-line, user-facing reason (e.g. 'undo refused: you edited a.py since; ...')."""
 
@@ -103,34 +107,63 @@ def _one_line(method: Callable[..., Any]) -> Any:
     return wrapper
 
 
+# Git runs here outside the sandbox, over a tree the model may have shaped: nothing it could
+# plant (a nested repository's fsmonitor, hooks, an external diff) may run, and no secret
+# may reach it. So: a scrubbed environment, these settings, and nested repositories excluded.
+_HARDENING = ("-c", "core.fsmonitor=false", "-c", "submodule.recurse=false", "-c", "diff.external=",
+              "-c", "core.untrackedCache=false", "-c", "protocol.allow=never")
+_NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+MAX_UNTRACKED_BYTES = 10 << 20  # an untracked file larger than this is left out of checkpoints (and said so)
+
+
+def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    from sandbox.env import scrub
+
+    env = scrub(os.environ)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+    env.update(extra or {})
+    return env
+
+
 class _Git:
     """The git side: plumbing only, always with our own index file and identity."""
 
-    def __init__(self, repo: Any, workspace: Path, session_id: str, store_dir: Path) -> None:
-        self.repo, self.root = repo, Path(repo.working_tree_dir).resolve()
+    def __init__(self, root: Path, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path]) -> None:
+        self.root = root
         rel = workspace.relative_to(self.root).as_posix()
         self.prefix = "" if rel == "." else rel + "/"
         self.ref = REF_ROOT + session_id
         self.index = store_dir / "git-index"
-        self.excludes = []
-        if store_dir.resolve().is_relative_to(self.root):  # never snapshot our own index file
-            self.excludes.append(":(exclude,top,literal)" + store_dir.resolve().relative_to(self.root).as_posix())
+        self.git_dir = Path(self.run("rev-parse", "--absolute-git-dir").strip())
+        self.excludes = [":(exclude,top,literal)" + p.resolve().relative_to(self.root).as_posix()
+                         for p in [store_dir, *exclude] if p.resolve().is_relative_to(self.root) and p.resolve() != self.root]
+        self.skipped: list[str] = []  # large untracked files left out of the last snapshot
         self.tip = self.run("rev-parse", "-q", "--verify", self.ref, check=False).strip()  # a resumed session
         self.tip_tree = self.run("rev-parse", self.tip + "^{tree}").strip() if self.tip else ""
 
-    def run(self, *args: str, env: dict[str, str] | None = None, raw: bool = False, check: bool = True) -> Any:
-        """Run git in the repository root; a failure becomes one CheckpointError line (or "" if not `check`)."""
-        status, out, err = self.repo.git.execute(
-            [self.repo.git.GIT_PYTHON_GIT_EXECUTABLE, *args], env=env, with_extended_output=True,
-            with_exceptions=False, stdout_as_string=not raw, strip_newline_in_stdout=False)
-        if status != 0 and check:
-            line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), f"exit status {status}")
-            raise CheckpointError(f"git {args[0]} failed: {line}")
-        return out if status == 0 else ""
+    def run(self, *args: str, env: dict[str, str] | None = None, raw: bool = False, check: bool = True,
+            stdin: bytes | None = None, hooks: bool = False) -> Any:
+        """Run git in the repository root; a failure becomes one CheckpointError line (or "" if not `check`).
 
-    def names(self, *args: str) -> list[str]:
+        `hooks` lets the repository's hooks run (only for a commit the user runs without a sandbox)."""
+        import subprocess
+
+        try:
+            r = subprocess.run(["git", *_HARDENING, *(() if hooks else _NO_HOOKS), *args], cwd=self.root, env=_git_env(env), input=stdin or b"",
+                               capture_output=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise CheckpointError(f"git {args[0]} failed: {e}") from None
+        if r.returncode != 0 and check:
+            err = r.stderr.decode(errors="replace")
+            line = next((ln.strip() for ln in err.splitlines() if ln.strip()), f"exit status {r.returncode}")
+            raise CheckpointError(f"git {args[0]} failed: {line}")
+        if r.returncode != 0:
+            return b"" if raw else ""
+        return r.stdout if raw else r.stdout.decode(errors="replace")
+
+    def names(self, *args: str, env: dict[str, str] | None = None) -> list[str]:
         """Root-relative paths from a `-z` listing (bytes, so any file name survives)."""
-        return [os.fsdecode(p) for p in self.run(*args, raw=True).split(b"\0") if p]
+        return [os.fsdecode(p) for p in self.run(*args, raw=True, env=env).split(b"\0") if p]
 
     def specs(self, rels: list[str] | None = None, rooted: bool = False) -> list[str]:
         """Literal pathspecs: for the workspace itself, or for `rels` (workspace- or, if `rooted`, root-relative)."""
@@ -138,13 +171,38 @@ class _Git:
             return [":(top,literal)" + self.prefix.rstrip("/")]
         return [":(top,literal)" + ("" if rooted else self.prefix) + r for r in rels]
 
+    def _left_out(self, env: dict[str, str]) -> list[str]:
+        """Pathspecs for what a checkpoint must not take: nested repositories and submodules (git would
+        run inside them), and untracked files too large to copy into .git/objects at every turn."""
+        out: list[str] = []
+        self.skipped = []
+        for path in self.names("ls-files", "-z", "--others", "--exclude-standard", "--directory", "--",
+                               *self.specs(), *self.excludes, env=env):
+            full = self.root / path
+            if path.endswith("/"):
+                if (full / ".git").exists():
+                    out.append(path.rstrip("/"))
+                continue
+            try:
+                big = full.lstat().st_size > MAX_UNTRACKED_BYTES
+            except OSError:
+                continue
+            if big:
+                out.append(path)
+                self.skipped.append(path)
+        for line in self.run("ls-files", "-z", "-s", "--", *self.specs(), env=env, raw=True).split(b"\0"):
+            if line.startswith(b"160000 "):  # a gitlink: someone's repository, not files of ours
+                out.append(os.fsdecode(line.split(b"\t", 1)[1]))
+        return [":(exclude,top,literal)" + p for p in out]
+
     def snapshot(self) -> str:
         """The work tree (under the workspace) as a tree oid."""
         env = {"GIT_INDEX_FILE": str(self.index)}
         if not self.index.exists():
             head = self.run("rev-parse", "-q", "--verify", "HEAD^{tree}", check=False).strip()
-            self.run("read-tree", head, env=env) if head else None
-        self.run("add", "-A", "--", *self.specs(), *self.excludes, env=env)
+            if head:
+                self.run("read-tree", head, env=env)
+        self.run("add", "-A", "--", *self.specs(), *self.excludes, *self._left_out(env), env=env)
         return self.run("write-tree", env=env).strip()
 
     def checkpoint(self, label: str, tree: str = "") -> str:
@@ -165,27 +223,28 @@ class _Git:
 
     def blob(self, tree: str, rel: str) -> tuple[int, bytes] | None:
         """(mode, work-tree bytes) of `rel` in `tree`, or None if it was absent."""
-        from git import Tree
-
-        try:
-            entry = Tree(self.repo, bytes.fromhex(tree), path="") / (self.prefix + rel)
-        except KeyError:
+        listed = self.run("ls-tree", "-z", tree, "--", *self.specs([rel]), raw=True).split(b"\0")[0]
+        if not listed:
             return None
-        if entry.type == "tree":
+        meta, _, _name = listed.partition(b"\t")
+        mode, kind, oid = meta.decode().split()
+        if kind == "tree":
             return None  # a directory then: the file did not exist
-        if entry.type != "blob":
+        if kind != "blob":
             raise CheckpointError(f"cannot restore {rel}: it is a submodule")
-        if entry.mode == 0o120000:
-            return entry.mode, entry.data_stream.read()
-        return entry.mode, self.run("cat-file", "--filters", f"--path={self.prefix + rel}", entry.hexsha, raw=True)
+        if mode == "120000":
+            return 0o120000, self.run("cat-file", "blob", oid, raw=True)
+        return int(mode, 8), self.run("cat-file", "--filters", f"--path={self.prefix + rel}", oid, raw=True)
 
     def diff(self, a: str, b: str, rels: list[str], color: bool = False) -> str:
-        opts = ["--no-ext-diff", "--no-renames", "--color=always" if color else "--no-color"]
+        opts = ["--no-ext-diff", "--no-textconv", "--no-renames", "--color=always" if color else "--no-color"]
         return "".join(self.run("diff", *opts, a, b, "--", *self.specs(rels[i:i + _CHUNK]))
                        for i in range(0, len(rels), _CHUNK))
 
-    def commit_only(self, rels: list[str], message: str) -> str | None:
-        """`git commit --only` (hooks run): other staged changes are left staged, as they were."""
+    def commit_only(self, rels: list[str], message: str, runner: Runner | None = None) -> str | None:
+        """`git commit --only` (hooks run): other staged changes are left staged, as they were.
+
+        `runner` runs the commit itself, hooks and all (in the sandbox); without one it runs here."""
         new = self.names("ls-files", "-z", "--others", "--exclude-standard", "--", *self.specs(rels))
         if new:  # commit --only wants new files known to the index: intent-to-add stages no content
             self.run("add", "-N", "--", *self.specs(new, rooted=True))
@@ -196,8 +255,14 @@ class _Git:
             if not todo:
                 return None
             env = None if self.run("var", "GIT_COMMITTER_IDENT", check=False) else dict(_IDENT)
-            self.run("commit", "-q", "--only", f"--author={AUTHOR}", "-m", message, "--",
-                     *self.specs(todo, rooted=True), env=env)
+            commit = ["commit", "-q", "--only", f"--author={AUTHOR}", "-m", message, "--", *self.specs(todo, rooted=True)]
+            if runner is None:
+                self.run(*commit, env=env, hooks=True)
+            else:
+                code, output = runner(["git", *commit], _git_env(env), self.root)
+                if code != 0:
+                    last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), f"exit status {code}")
+                    raise CheckpointError(f"git commit failed: {last}")
         except CheckpointError:
             if new:  # leave the user's index as it was
                 self.run("rm", "--cached", "-q", "--ignore-unmatch", "--", *self.specs(new, rooted=True), check=False)
@@ -212,16 +277,20 @@ class _Git:
                 self.run("update-ref", "-d", ref)
 
 
-def _find_git(workspace: Path, session_id: str, store_dir: Path) -> _Git | None:
+def _find_git(workspace: Path, session_id: str, store_dir: Path, exclude: list[Path]) -> _Git | None:
     """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
+    import subprocess
+
     try:
-        import git  # gitpython raises ImportError at import time when there is no git binary
-    except ImportError:
+        r = subprocess.run(["git", *_HARDENING, *_NO_HOOKS, "rev-parse", "--show-toplevel"], cwd=workspace, env=_git_env(),
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0 or not r.stdout.strip():
         return None
     try:
-        top = git.Git(str(workspace)).rev_parse("--show-toplevel")
-        return _Git(git.Repo(top), workspace, session_id, store_dir)
-    except (git.GitError, OSError, ValueError, CheckpointError):
+        return _Git(Path(r.stdout.strip()).resolve(), workspace, session_id, store_dir, exclude)
+    except (CheckpointError, OSError, ValueError):
         return None
 
 
@@ -229,14 +298,15 @@ class Checkpoints:
     """Before/after checkpoints of each turn of one session, and undo of the last changed turn."""
 
     @_one_line
-    def __init__(self, workspace: Path, session_id: str, store_dir: Path) -> None:
+    def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = ()) -> None:
+        """`exclude`: paths checkpoints must never copy (the sandbox's deny list)."""
         self.workspace = Path(workspace).resolve()
         if not self.workspace.is_dir():
             raise CheckpointError(f"checkpoints: {workspace} is not a directory")
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", session_id).strip("-") or "session"
         self._store = Path(store_dir)
         self._store.mkdir(parents=True, exist_ok=True)
-        self._git = _find_git(self.workspace, safe, self._store)
+        self._git = _find_git(self.workspace, safe, self._store, [Path(p) for p in exclude])
         self._turns: list[_Turn] = []  # turns that changed something, oldest first
         self._open: _Turn | None = None
         self._first = ""  # git: tree of the session's first checkpoint
@@ -368,11 +438,16 @@ class Checkpoints:
         return "".join(_text_diff(r, self._origin[r].data(), self._read(r)) for r in rels if r in self._origin)
 
     @_one_line
-    def auto_commit(self, message: str) -> str | None:
-        """Commit the last turn's files only (hooks run); the user's other staged changes stay staged."""
+    def auto_commit(self, message: str, runner: Runner | None = None) -> str | None:
+        """Commit the last turn's files only (hooks run, through `runner` when given); the user's other
+        staged changes stay staged."""
         if not self._git:
             raise CheckpointError("auto-commit needs a git repository")
-        return self._git.commit_only(self._turns[-1].paths, message) if self._turns else None
+        return self._git.commit_only(self._turns[-1].paths, message, runner) if self._turns else None
+
+    @property
+    def git_dir(self) -> Path | None:
+        return self._git.git_dir if self._git else None
 
     @_one_line
     def prune(self, keep_days: int = 14) -> None:

@@ -14,17 +14,26 @@ from coder import __version__
 SANDBOX_MODES = ["read-only", "workspace-write", "full-access"]
 
 
-def _session_flags(p: argparse.ArgumentParser) -> None:
-    """Flags of the interactive session (plain `coder` and `coder resume`)."""
-    p.add_argument("-m", "--model", help="model name (default from config, else gpt-5.3-codex)")
-    p.add_argument("-C", "--cd", metavar="DIR", help="project directory (default: the current one)")
-    p.add_argument("--sandbox", choices=SANDBOX_MODES, help="default: workspace-write")
-    p.add_argument("--approval", choices=["never", "on-request", "untrusted"],
-                   help="when to ask before a command runs (default: on-request)")
-    p.add_argument("--network", action="store_true", help="allow network access for commands")
-    p.add_argument("--base-url", help="Responses endpoint (default: $OPENAI_BASE_URL or OpenAI)")
-    p.add_argument("--auto-commit", action="store_true", help="commit each turn's changes (only those)")
-    p.add_argument("--vi", action="store_true", help="vi keys at the prompt (default: emacs)")
+SHARED = {  # flags that may come before or after the command: `coder -C dir exec ...` = `coder exec -C dir ...`
+    "model": (("-m", "--model"), {"help": "model name (default from config, else gpt-5.3-codex)"}),
+    "cd": (("-C", "--cd"), {"metavar": "DIR", "help": "project directory (default: the current one)"}),
+    "sandbox": (("--sandbox",), {"choices": SANDBOX_MODES, "help": "default: workspace-write"}),
+    "approval": (("--approval",), {"choices": ["never", "on-request", "untrusted"],
+                                   "help": "when to ask before a command runs (default: on-request)"}),
+    "network": (("--network",), {"action": "store_true", "help": "allow network access for commands"}),
+    "base_url": (("--base-url",), {"help": "Responses endpoint (default: $OPENAI_BASE_URL or OpenAI)"}),
+    "auto_commit": (("--auto-commit",), {"action": "store_true", "help": "commit each turn's changes (only those)"}),
+    "vi": (("--vi",), {"action": "store_true", "help": "vi keys at the prompt (default: emacs)"}),
+}
+SESSION_FLAGS = ("model", "cd", "sandbox", "approval", "network", "base_url", "auto_commit", "vi")
+
+
+def _flags(p: argparse.ArgumentParser, names: tuple[str, ...], top: bool = False) -> None:
+    """Add shared flags; below the top level their default is "not given", so a value given before
+    the command survives (argparse would otherwise let the subcommand's default overwrite it)."""
+    for name in names:
+        flags, options = SHARED[name]
+        p.add_argument(*flags, **options, **({} if top else {"default": argparse.SUPPRESS}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,23 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, starts an interactive session in the project."
     )
     parser.add_argument("--version", action="version", version=f"coder {__version__}")
-    _session_flags(parser)
+    _flags(parser, SESSION_FLAGS, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ex = sub.add_parser("exec", help="run one task to completion (for shells, scripts and CI)")
     ex.add_argument("prompt", metavar="PROMPT", help="the task; - reads it from standard input")
-    ex.add_argument("-m", "--model", help="model name (default from config, else gpt-5.3-codex)")
-    ex.add_argument("-C", "--cd", metavar="DIR", help="workspace directory (default: the current one)")
-    ex.add_argument("--sandbox", choices=SANDBOX_MODES, help="default: workspace-write")
+    _flags(ex, ("model", "cd", "sandbox", "network", "base_url", "auto_commit"))
     ex.add_argument("--max-turns", type=int, metavar="N", help="stop after N model requests (default 100)")
     ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
     ex.add_argument("-o", "--output", metavar="FILE", help="also write the final answer to FILE")
-    ex.add_argument("--base-url", help="Responses endpoint (default: $OPENAI_BASE_URL or OpenAI)")
     ex.add_argument("--tool-choice", metavar="CHOICE", help="auto, required, none, or a tool name")
     ex.add_argument("--reasoning-effort", choices=["none", "minimal", "low", "medium", "high", "xhigh"])
     ex.add_argument("--background", action="store_true", help="create the response in background mode and poll")
-    ex.add_argument("--network", action="store_true", help="allow network access for commands")
-    ex.add_argument("--auto-commit", action="store_true", help="commit the task's changes (only those)")
     which = ex.add_mutually_exclusive_group()
     which.add_argument("--resume", metavar="ID", help="continue session ID (coder sessions lists them)")
     which.add_argument("--last", action="store_true", help="continue this project's latest session")
@@ -57,21 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="reopen a session in the interactive session")
     rs.add_argument("id", nargs="?", metavar="ID", help="the session (default: this project's latest)")
     rs.add_argument("--last", action="store_true", help="this project's latest session (the default)")
-    _session_flags(rs)
+    _flags(rs, SESSION_FLAGS)
 
     ls = sub.add_parser("sessions", help="list recent sessions of this project")
     ls.add_argument("--all", action="store_true", help="every project's sessions")
     ls.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
-    ls.add_argument("-C", "--cd", metavar="DIR", help="project directory (default: the current one)")
+    _flags(ls, ("cd",))
 
     un = sub.add_parser("undo", help="put back the files the last turn of a session changed")
     un.add_argument("--session", metavar="ID", help="the session (default: this project's latest)")
-    un.add_argument("-C", "--cd", metavar="DIR", help="project directory (default: the current one)")
+    _flags(un, ("cd",))
 
     it = sub.add_parser("init", help="write a starter AGENTS.md for the project (the agent surveys it)")
-    it.add_argument("-m", "--model", help="model name (default from config, else gpt-5.3-codex)")
-    it.add_argument("-C", "--cd", metavar="DIR", help="project directory (default: the current one)")
-    it.add_argument("--base-url", help="Responses endpoint (default: $OPENAI_BASE_URL or OpenAI)")
+    _flags(it, ("model", "cd", "base_url"))
     return parser
 
 

@@ -150,8 +150,8 @@ def run_exec(args: Any) -> int:
     from coder.transcript import TranscriptError
 
     try:
-        session = open_session(config, workspace, resume=args.resume, last=args.last,
-                               model_given=args.model is not None, auto_commit=config.auto_commit)
+        session = open_session(config, workspace, resume=args.resume, last=args.last, auto_commit=config.auto_commit,
+                               model_given=args.model is not None, sandbox_given=args.sandbox is not None)
     except TranscriptError as e:
         raise ConfigError(str(e)) from None
     for warning in session.warnings:

@@ -69,8 +69,13 @@ def undo(args: Any) -> int:
     from coder.sessions import find, undo_session
     from coder.transcript import TranscriptError
 
+    from coder.agent import deny_list
+    from coder.config import load_config
+
+    workspace = _workspace(args)
+    config, _ = load_config(workspace)
     try:
-        result = undo_session(find(args.session, _workspace(args)))
+        result = undo_session(find(args.session, workspace), deny_list(config, workspace))
     except (TranscriptError, CheckpointError) as e:
         sys.stderr.write(f"coder: error: {e}\n")
         return 1

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from coder.config import Config
 from coder.conversation import Conversation
 from coder.events import Event, Notice, ReasoningDelta, TextDelta, TurnDone
 from coder.transcript import Loaded, Transcript, TranscriptError, load
+from sandbox.policy import Mode
 
 TRANSCRIPT, META = "transcript.jsonl", "meta.json"
 _SKIPPED = (TextDelta, ReasoningDelta)  # the finished message is recorded instead of every piece
@@ -77,12 +78,20 @@ class Session:
         self.checkpoints: Checkpoints | None = None
         self.warnings: list[str] = []
         try:
-            self.checkpoints = Checkpoints(agent.workspace, info.id, directory)
+            self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read)
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
+        self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
         agent.conversation.on_append = self._record_item
         if self.checkpoints is not None:
-            agent.tool_ctx.before_write = self.checkpoints.note_file
+            agent.tool_ctx.before_write = self._note_write
+
+    def _note_write(self, path: Path) -> None:
+        """A file tool is about to write `path`; a checkpoint problem must never stop the write."""
+        try:
+            self.checkpoints.note_file(path)
+        except CheckpointError as e:
+            self._later.append(f"undo may not cover {path.name}: {e}")
 
     @property
     def id(self) -> str:
@@ -111,7 +120,7 @@ class Session:
         return session
 
     @classmethod
-    def resume(cls, config: Config, directory: Path, *, model_given: bool = False,
+    def resume(cls, config: Config, directory: Path, *, model_given: bool = False, sandbox_given: bool = False,
                auto_commit: bool = False) -> "Session":
         """Reopen a session with its whole history; calls a crash left open are answered first."""
         loaded = load(directory / TRANSCRIPT)
@@ -119,10 +128,16 @@ class Session:
         workspace = Path(header["project"])
         if not workspace.is_dir():
             raise TranscriptError(f"the session's project {workspace} no longer exists")
+        latest = {**header.get("settings", {}), **header, **(loaded.of_type("settings") or [{}])[-1]}
         if not model_given:
-            config = config.with_overrides(model=header.get("model") or config.model)
+            config = config.with_overrides(model=latest.get("model") or config.model)
+        if not sandbox_given and latest.get("sandbox") not in (None, "full-access"):
+            config = config.with_overrides(sandbox=latest["sandbox"])  # full access is never resumed silently
+        # The recorded instructions describe the recorded sandbox; a different one gets fresh ones.
+        same = config.sandbox == latest.get("sandbox", config.sandbox)
         conversation = Conversation(loaded.items())
-        agent = Agent(config, workspace, conversation=conversation, instructions=header.get("instructions"))
+        agent = Agent(config, workspace, conversation=conversation,
+                      instructions=latest.get("instructions") if same else None)
         transcript = Transcript(directory / TRANSCRIPT, secrets=[_api_key(config)])
         info = _info_from(directory, loaded)
         session = cls(agent, directory, transcript, info, auto_commit)
@@ -170,6 +185,10 @@ class Session:
             yield done
 
     def _end_turn(self, label: str) -> list[str]:
+        later, self._later = self._later, []
+        return later + self._checkpoint_after(label)
+
+    def _checkpoint_after(self, label: str) -> list[str]:
         if self.checkpoints is None:
             return []
         try:
@@ -181,11 +200,45 @@ class Session:
         self.transcript.write({"type": "turn", "turn": self.checkpoints.last_turn()})
         if not self.auto_commit or not self.checkpoints.in_git:
             return []
+        mode, backend = self.agent.policy.mode, self.agent.tool_ctx.backend
+        if mode is not Mode.FULL_ACCESS and not backend.isolates:
+            return ["auto-commit skipped: there is no sandbox here to run the commit hooks in; commit yourself"]
         try:
-            sha = self.checkpoints.auto_commit(f"coder: {label}")
+            sha = self.checkpoints.auto_commit(
+                f"coder: {label}", None if mode is Mode.FULL_ACCESS else self._run_in_sandbox)
         except CheckpointError as e:
             return [f"auto-commit failed: {e}"]
         return [f"committed {len(changed)} file(s) as {sha[:10]}"] if sha else []
+
+    def _run_in_sandbox(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+        """The auto-commit's `git commit`, hooks included, under the session's sandbox.
+
+        The turn's changes could have planted what a hook runs (.husky/, .pre-commit-config.yaml),
+        so hooks get no more than the model's own commands: the repository's .git becomes
+        writable for the commit, but its hooks and config stay read-only.
+        """
+        import shlex
+
+        from sandbox import backends, process
+
+        policy, backend = self.agent.policy, self.agent.tool_ctx.backend
+        git_dir = self.checkpoints.git_dir
+        commit_policy = replace(
+            policy, writable_roots=(*policy.writable_roots, git_dir),
+            protected_names=tuple(n for n in policy.protected_names if n != ".git"),
+            protected_paths=(git_dir / "hooks", git_dir / "config", git_dir / "modules", git_dir / "info"),
+        )
+        absent = backends.absent_protected(commit_policy)
+        result = process.run(shlex.join(argv), cwd=cwd, env={**self.agent.tool_ctx.env, **env}, timeout=300,
+                             wrap=lambda a: backends.wrap(backend, commit_policy, a, policy.limits))
+        backends.remove_created(absent)
+        return (1 if result.exit_code is None else result.exit_code), result.output
+
+    def settings_changed(self) -> None:
+        """Record the model, sandbox and instructions now in force (after /model or /sandbox), for resume."""
+        agent = self.agent
+        self.transcript.write({"type": "settings", "model": agent.config.model, "sandbox": agent.policy.mode.value,
+                               "instructions": agent.instructions})
 
     def undo(self) -> UndoResult:
         if self.checkpoints is None:
@@ -289,22 +342,23 @@ def find(session_id: str | None, project: Path) -> Path:
 
 
 def open_session(config: Config, workspace: Path, *, resume: str | None = None, last: bool = False,
-                 model_given: bool = False, auto_commit: bool = False) -> Session:
+                 model_given: bool = False, sandbox_given: bool = False, auto_commit: bool = False) -> Session:
     """A new session in `workspace`, or (`resume` an id, or `last`) an earlier one reopened."""
     if resume is None and not last:
         return Session.create(Agent(config, workspace), auto_commit=auto_commit)
     directory = find(resume, Path(os.path.realpath(workspace)))
-    return Session.resume(config, directory, model_given=model_given, auto_commit=auto_commit)
+    return Session.resume(config, directory, model_given=model_given, sandbox_given=sandbox_given,
+                          auto_commit=auto_commit)
 
 
 def _replay(checkpoints: Checkpoints, loaded: Loaded) -> None:
     checkpoints.replay([(r["type"], r.get("turn", {})) for r in loaded.records if r.get("type") in ("turn", "undo")])
 
 
-def undo_session(directory: Path) -> UndoResult:
-    """Undo the last turn of a session that is not open here (`coder undo`)."""
+def undo_session(directory: Path, exclude: tuple[Path, ...] = ()) -> UndoResult:
+    """Undo the last turn of a session that is not open here (`coder undo`); `exclude`: the deny list."""
     loaded = load(directory / TRANSCRIPT)
-    checkpoints = Checkpoints(Path(loaded.header["project"]), loaded.header["id"], directory)
+    checkpoints = Checkpoints(Path(loaded.header["project"]), loaded.header["id"], directory, exclude=exclude)
     _replay(checkpoints, loaded)
     result = checkpoints.undo()
     if not result.refused:

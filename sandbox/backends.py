@@ -129,11 +129,8 @@ def select(policy: Policy) -> Backend:
 
 
 def protected_paths(policy: Policy) -> list[str]:
-    out = []
-    for root in policy.writable_roots:
-        for name in policy.protected_names:
-            out.append(str(root / name))
-    return out
+    named = [root / name for root in policy.writable_roots for name in policy.protected_names]
+    return [str(p) for p in named + list(policy.protected_paths)]
 
 
 def wrap(
@@ -193,9 +190,8 @@ def bwrap_args(policy: Policy) -> list[str]:
 
 
 def absent_protected(policy: Policy) -> list[Path]:
-    """Protected names missing from the writable roots before a command runs."""
-    return [root / name for root in policy.writable_roots for name in policy.protected_names
-            if not os.path.lexists(root / name)]
+    """Protected paths missing before a command runs (mounts cannot cover them; see remove_created)."""
+    return [Path(p) for p in protected_paths(policy) if not os.path.lexists(p)]
 
 
 def remove_created(paths: list[Path]) -> list[Path]:

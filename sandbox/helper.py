@@ -179,8 +179,13 @@ def main(argv: list[str]) -> None:
     pid = os.fork()  # with namespaces, the child is PID 1 of the new PID namespace
     if pid != 0:
         if supervised:
+            os.close(tell)  # so a child that dies early is an end of file, not a hang
+            os.close(taken)
             _exit_like(_supervise(spec, pid, told, took))
         _exit_like(_wait(pid))
+    if supervised:
+        os.close(told)
+        os.close(took)
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     if namespaces:
         try:

@@ -61,6 +61,7 @@ class Policy:
     writable_roots: tuple[Path, ...]
     deny_read: tuple[Path, ...] = ()
     protected_names: tuple[str, ...] = PROTECTED_NAMES
+    protected_paths: tuple[Path, ...] = ()  # more read-only places inside the writable roots, by full path
     network: bool = False
     temp_dir: Path | None = None
     limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))

@@ -5,9 +5,9 @@ bypasses the syscall filter), and kernel-extension calls (bpf, modules,
 keyrings, perf). Syscalls of a foreign architecture (i386 or x32 on x86_64)
 are refused wholesale, so the filter cannot be sidestepped through another ABI.
 
-With the network off, only Unix sockets may be created, and no datagram ones
-(a datagram can be addressed to any named socket on the machine without a
-connect). Every connect() is then handed to a supervisor outside the sandbox
+With the network off, only Unix stream and seqpacket sockets may be created:
+no datagram ones (a datagram can be addressed to any named socket on the
+machine without a connect). Every connect() is then handed to a supervisor outside the sandbox
 (sandbox.supervisor) through a user-notification listener, which decides on a
 private copy of the address: a named socket outside the writable roots is
 refused. Where the kernel has no user notifications, connect() is refused.
@@ -38,7 +38,7 @@ _ARCH = {
 }
 _SOCKET_CALLS = ("socket", "connect", "socketpair", "seccomp")  # filtered by argument, or not at all
 X32_BIT = 0x40000000
-AF_UNIX, SOCK_DGRAM, SOCK_TYPE_MASK = 1, 2, 0xF
+AF_UNIX, SOCK_STREAM, SOCK_SEQPACKET, SOCK_TYPE_MASK = 1, 1, 5, 0xF
 
 _LD_W_ABS, _ALU_AND_K, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x54, 0x15, 0x35, 0x06
 RET_ALLOW, RET_KILL_PROCESS, RET_USER_NOTIF = 0x7FFF0000, 0x80000000, 0x7FC00000
@@ -65,15 +65,20 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 
 
 def _unix_stream_only(nr: int) -> list[bytes]:
-    """socket()/socketpair(): AF_UNIX only, and not SOCK_DGRAM; other syscalls skip the block."""
+    """socket()/socketpair(): AF_UNIX, and only the connection types; other syscalls skip the block.
+
+    SOCK_DGRAM is refused, and so is every other type: the kernel turns an
+    AF_UNIX SOCK_RAW into a datagram socket too.
+    """
     return [
-        _insn(_JEQ_K, nr, jf=8),
+        _insn(_JEQ_K, nr, jf=9),
         _insn(_LD_W_ABS, _ARG0),
         _insn(_JEQ_K, AF_UNIX, jt=1),
         _insn(_RET_K, RET_EPERM),
         _insn(_LD_W_ABS, _ARG1),
         _insn(_ALU_AND_K, SOCK_TYPE_MASK),
-        _insn(_JEQ_K, SOCK_DGRAM, jf=1),
+        _insn(_JEQ_K, SOCK_STREAM, jt=2),
+        _insn(_JEQ_K, SOCK_SEQPACKET, jt=1),
         _insn(_RET_K, RET_EPERM),
         _insn(_RET_K, RET_ALLOW),
     ]

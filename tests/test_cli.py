@@ -226,3 +226,11 @@ def test_the_session_needs_a_terminal(server, env, workspace: Path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "needs a terminal" in r.stderr and "coder exec" in r.stderr
     assert server.requests == []
+
+
+def test_flags_before_the_command_count(server, env, workspace: Path, tmp_path: Path):
+    server.add(Reply([message("ok")]))
+    r = coder("-C", str(workspace), "--sandbox", "read-only", "exec", "--json", "hi", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    started = json.loads(r.stdout.splitlines()[0])
+    assert started["workspace"] == str(workspace) and started["sandbox"]["mode"] == "read-only"

@@ -180,8 +180,13 @@ def test_an_approval_answered_with_deny_becomes_the_output(server, start, tmp_pa
     term.press("Enter")
     term.wait_for(r"\[n\] deny")
     assert f"echo pwned > {target}" in term.screen()
-    term.type("zq1")  # keys other than the menu's are ignored
+    term.type("abc")  # typed ahead, or a slip: not an answer
+    term.press("Enter")
+    term.wait_for("type one of: y, a, n, d")
+    assert not target.exists()
+    term.press("C-u")
     term.type("n")
+    term.press("Enter")
     term.wait_for("Understood, leaving it")
     assert not target.exists()
     output = [i for i in server.bodies[1]["input"] if i["type"] == "function_call_output"][0]["output"]
@@ -279,3 +284,26 @@ def test_no_color_means_no_colors(server, start, repl_env, workspace: Path, no_c
     term.wait_for("completed ·")
     colors = re.findall(r"\x1b\[[0-9;]*(?:3[0-7]|9[0-7]|38;[25];[0-9;]+)m", term.screen(escapes=True))
     assert (colors == []) is no_color  # without NO_COLOR the same screen has colors: the check can fail
+
+
+def test_completion_of_commands_and_project_files(server, start, workspace: Path):
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "pkg").mkdir()
+    (workspace / "pkg" / "widget_factory.py").write_text("x = 1\n")
+    (workspace / "ignored.log").write_text("noise\n")
+    (workspace / ".gitignore").write_text("*.log\n")
+    server.add(Reply([message("Looked.")]))
+    term = start()
+    term.type("/mod")
+    term.wait_for("show or change the model")  # the menu, with each command's help
+    term.press("C-u")
+    term.type("look at @wfac")
+    term.wait_for(r"pkg/widget_factory\.py")
+    term.press("Tab")
+    term.press("Enter")  # takes the completion
+    term.press("Enter")  # sends
+    term.wait_for("Looked")
+    assert server.bodies[0]["input"][0]["content"][0]["text"] == "look at @pkg/widget_factory.py"
+    term.type("@ignored")
+    time.sleep(0.5)
+    assert "ignored.log" not in term.screen().split("look at @pkg/widget_factory.py")[-1]

@@ -221,3 +221,45 @@ def test_init_writes_a_starter_agents_md(server, env, repo: Path):
     assert "Survey this repository" in server.bodies[0]["input"][0]["content"][0]["text"]
     r = coder("init", env=env, cwd=repo)
     assert r.returncode == 2 and "already exists" in r.stderr
+
+
+def test_a_nested_repository_planted_by_the_model_runs_nothing_at_checkpoints(server, env, repo: Path, tmp_path: Path):
+    marker = tmp_path / "fsmonitor-ran"
+    plant = (f"git init -q sub && git -C sub -c user.name=m -c user.email=m@m commit -q --allow-empty -m x && "
+             f"echo planted > sub/f && git -C sub config core.fsmonitor 'touch {marker}; false'")
+    server.add(Reply([rc(plant)]), Reply([message("one")]), Reply([write("app.py", "print(2)\n")]), Reply([message("two")]))
+    assert coder("exec", "--sandbox", "full-access", "plant it", env=env, cwd=repo).returncode == 0
+    assert (repo / "sub" / ".git").is_dir()
+    r = coder("exec", "--last", "go on", env=env, cwd=repo)  # two more checkpoints with sub/ in the tree
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists()
+    assert coder("undo", env=env, cwd=repo).returncode == 0 and not marker.exists()
+
+
+def test_checkpoints_never_copy_what_the_model_may_not_read(server, env, repo: Path):
+    (repo / "secrets").mkdir()
+    (repo / "secrets" / "token.txt").write_text("tok-3141592653\n")
+    (repo / "big.bin").write_bytes(b"\0" * (11 << 20))  # untracked and over the size cap
+    (repo / ".coder").mkdir()
+    (repo / ".coder" / "config.toml").write_text('deny_read = ["secrets"]\n')
+    server.add(Reply([write("app.py", "print(2)\n")]), Reply([message("ok")]))
+    assert coder("exec", "edit", env=env, cwd=repo).returncode == 0
+    listing = git(repo, "ls-tree", "-r", "--name-only", "refs/coder/checkpoints/" + records(transcript(env))[0]["id"])
+    assert "app.py" in listing and "secrets/token.txt" not in listing and "big.bin" not in listing
+    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True).stdout
+    assert b"tok-3141592653" not in objects
+
+
+def test_auto_commit_hooks_from_the_work_tree_run_in_the_sandbox(server, env, repo: Path, tmp_path: Path):
+    """.husky/ is the work tree's: the model can write it, so its hook may do no more than the model."""
+    outside = tmp_path / "hook-escaped"
+    git(repo, "config", "core.hooksPath", ".husky")
+    server.add(Reply([write(".husky/pre-commit", f"#!/bin/sh\necho $OPENAI_API_KEY > {outside}\n"
+                                                 "echo ran > .husky/ran\n"),
+                      rc("chmod +x .husky/pre-commit")]),
+               Reply([message("hook planted")]))
+    r = coder("exec", "--auto-commit", "add a hook", env=env, cwd=repo)
+    assert r.returncode == 0, r.stderr
+    assert (repo / ".husky" / "ran").read_text() == "ran\n"  # the hook did run (no --no-verify) ...
+    assert not outside.exists()  # ... confined: nothing written outside, and it never saw the key
+    assert git(repo, "log", "-1", "--format=%an") == "coder\n"

@@ -40,8 +40,8 @@ def run_repl(args: Any) -> int:
     resuming = args.command == "resume"
     try:
         session = open_session(config, workspace, resume=args.id if resuming else None,
-                               last=resuming and not args.id, model_given=args.model is not None,
-                               auto_commit=config.auto_commit)
+                               last=resuming and not args.id, auto_commit=config.auto_commit,
+                               model_given=args.model is not None, sandbox_given=args.sandbox is not None)
     except TranscriptError as e:
         raise ConfigError(str(e)) from None
     repl = Repl(session, console, history_path(state_dir(), session.agent.workspace), vi=args.vi)

@@ -17,12 +17,9 @@ import time
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.layout import Layout, Window
-from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.completion import ThreadedCompleter
 from rich.console import Console
 from rich.text import Text
@@ -62,7 +59,9 @@ class Repl:
         self.saved_input = ""
         self.last_interrupt = 0.0
         self.files = ProjectFiles(session.agent.workspace)
-        history.parent.mkdir(parents=True, exist_ok=True)
+        history.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # what you type is yours alone
+        os.close(os.open(history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(history, 0o600)
         self.prompt: PromptSession = PromptSession(
             message=self._prompt_message,
             history=FileHistory(str(history)),
@@ -279,20 +278,22 @@ class Repl:
                         self.renderer(event)
                 with self.turn_lock:
                     if not self.agent.conversation.has_queued():
-                        self.status.running = False
+                        self._idle()  # under the lock: a message sent from now on starts a new turn
                         return
                 prompt = None  # a follow-up arrived as the turn ended: it starts the next request
         except Exception as e:  # a bug must not kill the session or leave the history invalid
             self.agent.conversation.close_open_calls("Interrupted by an internal error.")
             self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))
-        finally:
             with self.turn_lock:
-                self.status.running = False
-            self.status.queued = 0
-            self.status.set("")
-            app = self.prompt.app
-            if app.is_running:
-                app.invalidate()
+                self._idle()
+
+    def _idle(self) -> None:
+        self.status.running = False
+        self.status.queued = 0
+        self.status.set("")
+        app = self.prompt.app
+        if app.is_running:
+            app.invalidate()
 
     # --- approvals: asked on the turn thread, answered on the main thread ---
     def _ask(self, request: ApprovalRequest) -> None:
@@ -308,7 +309,10 @@ class Repl:
         app = self.prompt.app
         loop = app.loop
         if app.is_running and loop is not None:
-            loop.call_soon_threadsafe(self._exit_prompt)
+            try:
+                loop.call_soon_threadsafe(self._exit_prompt)
+            except RuntimeError:  # the prompt closed meanwhile; the next one answers first
+                pass
 
     def _exit_prompt(self) -> None:
         app = self.prompt.app
@@ -333,8 +337,9 @@ class Repl:
         self.console.print(Text.assemble(("approval needed: ", "bold yellow"), f"run {where}? ({request.reason})"))
         self.console.print(Text(f"  $ {request.command}", style="bold"))
         pre = prefix(request.command)
-        choice = self._key_choice(
-            f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note: ", "yand")
+        choice = self._choice(
+            f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note, then Enter: ",
+            "yand")
         if choice == "y":
             request.approve()
         elif choice == "a":
@@ -352,18 +357,17 @@ class Repl:
         verdict = {"y": "approved once", "a": f"approved: `{pre}` allowed for this session"}.get(choice, "denied")
         self.console.print(Text(f"  {verdict}", style="green" if choice in "ya" else "red"))
 
-    def _key_choice(self, message: str, keys: str) -> str:
-        kb = KeyBindings()
-        for key in keys:
-            kb.add(key)(lambda event, key=key: event.app.exit(result=key))
-        for key in ("c-c", "escape"):
-            kb.add(key)(lambda event: event.app.exit(result="n"))
-        kb.add("<any>")(lambda event: None)
-        app: Application[str] = Application(
-            layout=Layout(Window(FormattedTextControl(message), height=1)), key_bindings=kb, full_screen=False,
+    def _choice(self, message: str, keys: str) -> str:
+        """One of `keys`, confirmed with Enter: a key typed ahead for the message cannot answer for you."""
+        from prompt_toolkit import prompt
+        from prompt_toolkit.validation import Validator
+
+        valid = Validator.from_callable(
+            lambda text: len(text.strip()) == 1 and text.strip().lower() in keys,
+            error_message=f"type one of: {', '.join(keys)}", move_cursor_to_end=True,
         )
         try:
-            return app.run() or "n"
+            return prompt(message, validator=valid, validate_while_typing=False).strip().lower()
         except (KeyboardInterrupt, EOFError):
             return "n"
 

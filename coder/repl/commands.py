@@ -45,6 +45,7 @@ def _model(repl: "Repl", arg: str) -> bool:
         repl.say(f"model: {repl.agent.config.model} (change it with /model NAME)")
         return True
     repl.agent.set_model(arg)
+    repl.session.settings_changed()
     repl.say(f"model is now {arg}; the conversation goes on with it")
     return True
 
@@ -81,6 +82,7 @@ def _sandbox(repl: "Repl", arg: str) -> bool:
         repl.error(str(e))
         return True
     repl.agent.set_sandbox(mode)
+    repl.session.settings_changed()
     backend = repl.agent.tool_ctx.backend
     repl.say(f"sandbox is now {mode.value} ({backend.name})")
     if not backend.isolates and mode is not Mode.FULL_ACCESS:
@@ -175,7 +177,7 @@ COMMANDS: dict[str, Command] = {
     "/sandbox": Command("show or change the sandbox: /sandbox read-only|workspace-write|full-access", _sandbox,
                         idle_only=True),
     "/reasoning": Command("show or hide reasoning summaries: /reasoning on|off", _reasoning),
-    "/diff": Command("what this session changed in your files", _diff),
+    "/diff": Command("what this session changed in your files", _diff, idle_only=True),
     "/undo": Command("put back the files the last turn changed (again: one more turn back)", _undo, idle_only=True),
     "/resume": Command("switch to an earlier session of this project: /resume [ID]", _resume, idle_only=True),
     "/exit": Command("leave (Ctrl-D does too)", _exit),

@@ -51,6 +51,7 @@ class ProjectFiles:
         self._loaded_at = 0.0
         self._loading = False
         self._lock = threading.Lock()
+        self.ready = threading.Event()  # set once the first list is in
 
     def refresh(self) -> None:
         with self._lock:
@@ -63,6 +64,7 @@ class ProjectFiles:
         files = _list_files(self.workspace)
         with self._lock:
             self.files, self._loaded_at, self._loading = files, time.monotonic(), False
+        self.ready.set()
 
 
 def rank(query: str, files: Iterable[str], limit: int = MAX_SHOWN) -> list[str]:
@@ -112,5 +114,6 @@ class CoderCompleter(Completer):
         else:
             return
         self.files.refresh()
+        self.files.ready.wait(5)  # the first list may still be loading; this is the completion thread
         for path in rank(query, self.files.files):
             yield Completion(path, start_position=-len(query), display=path)

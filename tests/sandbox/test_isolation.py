@@ -185,9 +185,12 @@ class TestWorkspaceWrite:
             f"for path in ({str(outside / 'daemon.sock')!r}, 'link.sock', '../outside/daemon.sock'):\n"
             "    try: socket.socket(socket.AF_UNIX).connect(path); print('connected', path)\n"
             "    except OSError as e: print('refused', path, e)\n"
-            "try: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+            "for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):\n"
+            "    try: socket.socket(socket.AF_UNIX, kind)"
             f".sendto(b'leak', {str(outside / 'log.sock')!r})\n"
-            "except OSError as e: print('dgram', e)\n"
+            "    except OSError as e: print('dgram', kind, e)\n"
+            "a, b = socket.socketpair()  # stream pairs are fine\n"
+            "a.sendall(b'ok'); print('pair', b.recv(2))\n"
         )
         (workspace / "attack.py").write_text(script)
         out = sh(sbx, "python3 attack.py; cd .. && python3 -c \"import socket; "
@@ -197,6 +200,7 @@ class TestWorkspaceWrite:
         with pytest.raises(socket.timeout):
             dgram.recvfrom(100)
         assert "connected" not in out and out.count("Permission denied") >= 4, out
+        assert out.count("Operation not permitted") == 2 and "pair b'ok'" in out, out
         stream.close()
         dgram.close()
 
@@ -341,3 +345,19 @@ def test_fork_bomb_is_contained(workspace: Path, backend: backends.Backend):
     assert _process_count() <= before + 10  # everything it forked is gone
     if os.geteuid() == 0:
         assert not any(p.name.startswith(f"coder-{os.getpid()}-") for p in cgroups.PIDS_ROOT.iterdir())
+
+
+def test_a_confinement_failure_is_reported_not_hung(workspace: Path, backend: backends.Backend):
+    """The child dies before handing over its seccomp listener: the helper must say so and exit 126."""
+    import marshal
+
+    policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=())
+    argv = backends.wrap(backend, policy, ["true"], policy.limits)
+    at = next(i for i, a in enumerate(argv) if a == "--") - 1  # the spec, just before "--"
+    spec = marshal.loads(bytes.fromhex(argv[at]))
+    assert spec["supervise"]  # this machine supervises connect(): the path under test
+    spec["landlock"] = True  # (bubblewrap runs the helper without it)
+    del spec["read"]  # so confinement fails inside the child
+    argv[at] = marshal.dumps(spec).hex()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 126 and "coder sandbox:" in r.stderr
