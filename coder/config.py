@@ -102,6 +102,7 @@ PROJECT_FORBIDDEN = {
     "api_key_env": lambda v: True,
     "sandbox": lambda v: v == "full-access",
     "network": lambda v: v is True,
+    "auto_commit": lambda v: v is True,
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
 

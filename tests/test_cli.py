@@ -181,7 +181,8 @@ def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server,
     assert "completed · tokens in" in screen
 
 
-@pytest.mark.parametrize("setting", ['sandbox = "full-access"', "network = true", 'api_key_env = "AWS_SECRET_ACCESS_KEY"'])
+@pytest.mark.parametrize("setting", ['sandbox = "full-access"', "network = true", 'api_key_env = "AWS_SECRET_ACCESS_KEY"',
+                                     "auto_commit = true"])
 def test_a_project_config_cannot_loosen_the_sandbox(server, env, workspace: Path, setting: str):
     cfg = workspace / ".coder" / "config.toml"
     cfg.parent.mkdir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -103,7 +104,11 @@ def test_two_turns_replay_the_first_verbatim(server, start, workspace: Path):
     first = [reasoning("Reading the notes.", encrypted="gAAAA-secret-blob=="), call("read_file", {"path": "notes.txt"})]
     server.add(Reply(first), Reply([message("It says: remember the milk.")]), Reply([message("You're welcome.")]))
     term = start()
-    assert "sandbox workspace-write" in term.screen()  # the toolbar names the sandbox and backend
+    from sandbox import backends
+    from sandbox.policy import Policy
+
+    backend = backends.select(Policy.for_workspace(workspace)).name
+    assert f"sandbox workspace-write ({backend})" in term.screen()  # the toolbar names the sandbox and its backend
     term.type("what do my notes say?")
     term.press("Enter")
     term.wait_for(r"It says: remember the milk\.")
@@ -232,6 +237,8 @@ def test_history_is_kept_per_project(server, start, repl_env, workspace: Path):
     again = start()
     again.press("Up")
     again.wait_for("› remember this line")
+    [history] = (Path(repl_env["XDG_STATE_HOME"]) / "coder" / "history").iterdir()
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600  # what you type may hold secrets
 
 
 def test_undo_restores_the_file_and_diff_shows_the_change(server, start, workspace: Path):
@@ -262,6 +269,9 @@ def test_exit_says_how_to_resume_and_resume_continues(server, start, workspace: 
     term.type("what is the answer?")
     term.press("Enter")
     term.wait_for("completed ·")
+    term.type("/model gpt-5.1-codex")  # a change made in the session is kept when it is resumed
+    term.press("Enter")
+    term.wait_for("model is now gpt-5.1-codex")
     term.press("C-d")
     screen = term.wait_for(r"resume this session with: coder resume \S+")
     sid = re.search(r"coder resume (\S+)", screen).group(1)
@@ -271,6 +281,7 @@ def test_exit_says_how_to_resume_and_resume_continues(server, start, workspace: 
     again.press("Enter")
     again.wait_for("Still 42")
     assert user_texts(server.bodies[1]) == ["what is the answer?", "are you sure?"]
+    assert server.bodies[0]["model"] == "gpt-5.3-codex" and server.bodies[1]["model"] == "gpt-5.1-codex"
     assert server.bodies[1]["input"][1]["content"][0]["text"] == "The answer is 42."
 
 
@@ -307,3 +318,17 @@ def test_completion_of_commands_and_project_files(server, start, workspace: Path
     term.type("@ignored")
     time.sleep(0.5)
     assert "ignored.log" not in term.screen().split("look at @pkg/widget_factory.py")[-1]
+
+
+def test_ctrl_x_ctrl_e_edits_the_message_in_the_editor(server, start, repl_env, tmp_path: Path):
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "written in the editor\\nsecond line\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    server.add(Reply([message("Got it.")]))
+    term = start(env={**repl_env, "EDITOR": str(editor), "VISUAL": str(editor)})
+    term.type("typed first ")
+    term.press("C-x", "C-e")
+    term.wait_for("second line")
+    term.press("Enter")
+    term.wait_for("Got it")
+    assert user_texts(server.bodies[0]) == ["typed first written in the editor\nsecond line"]
