@@ -150,17 +150,15 @@ class Session:
     # --- running ---
     def run(self, prompt: str | None) -> Iterator[Event]:
         """Agent.run, with a checkpoint around the turn and everything written down."""
-        if prompt and not self.info.first_prompt:
-            self.info.first_prompt = prompt.strip().splitlines()[0][:200]
-        label = (prompt or "follow-up").strip().splitlines()[0][:72] if (prompt or "").strip() else "follow-up"
-        notices: list[str] = []
+        text = (prompt or "").strip()
+        if text and not self.info.first_prompt:
+            self.info.first_prompt = text.splitlines()[0][:200]
+        label = text.splitlines()[0][:72] if text else "follow-up"
         if self.checkpoints is not None:
             try:
                 self.checkpoints.begin_turn(label)
             except CheckpointError as e:
-                notices.append(f"no checkpoint for this turn: {e}")
-        for message in notices:
-            yield self._recorded(Notice(message))
+                yield self._recorded(Notice(f"no checkpoint for this turn: {e}"))
         done: TurnDone | None = None
         events = self.agent.run(prompt)
         try:

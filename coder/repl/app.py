@@ -58,6 +58,7 @@ class Repl:
         self.turn_lock = threading.Lock()  # "is a turn running" vs "queue this message"
         self.saved_input = ""
         self.last_interrupt = 0.0
+        self._preloaded = False
         self.files = ProjectFiles(session.agent.workspace)
         history.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # what you type is yours alone
         os.close(os.open(history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
@@ -214,7 +215,7 @@ class Repl:
 
     def _after_first_paint(self) -> None:
         """Load what the first message needs while the user types (start-up stays short)."""
-        if getattr(self, "_preloaded", False):
+        if self._preloaded:
             return
         self._preloaded = True
 
