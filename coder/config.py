@@ -176,6 +176,14 @@ def _validated(cfg: Config, source: str) -> Config:
     return cfg
 
 
+def workspace_dir(cd: str | None) -> Path:
+    """The project directory a command works in: -C DIR, else the current one (real path)."""
+    workspace = Path(cd).expanduser() if cd else Path.cwd()
+    if not workspace.is_dir():
+        raise ConfigError(f"-C {cd}: not a directory")
+    return Path(os.path.realpath(workspace))
+
+
 def load_config(workspace: Path, **flags: Any) -> tuple[Config, list[str]]:
     """The effective settings for a workspace, and notices worth showing the user."""
     notices: list[str] = []

@@ -113,17 +113,15 @@ def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
 
 
 def run_exec(args: Any) -> int:
-    from coder.config import ConfigError, load_config
+    from coder.config import ConfigError, load_config, workspace_dir
 
     _preload_openai()
-    workspace = Path(args.cd).expanduser() if args.cd else Path.cwd()
-    if not workspace.is_dir():
-        raise ConfigError(f"-C {args.cd}: not a directory")
+    workspace = workspace_dir(args.cd)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt or not prompt.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
     config, notices = load_config(
-        workspace.resolve(),
+        workspace,
         model=args.model,
         sandbox=args.sandbox,
         max_turns=args.max_turns,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from coder.config import ConfigError
+from coder.config import ConfigError, workspace_dir
 
 INIT_PROMPT = """Survey this repository and write a starter AGENTS.md at its root, for coding agents working here.
 Look before you write: the README, the package or build files (pyproject.toml, package.json, Cargo.toml, go.mod, \
@@ -24,10 +23,7 @@ Only give commands you found evidence for. Create the file with write_file, then
 
 
 def _workspace(args: Any) -> Path:
-    workspace = Path(args.cd).expanduser() if getattr(args, "cd", None) else Path.cwd()
-    if not workspace.is_dir():
-        raise ConfigError(f"-C {args.cd}: not a directory")
-    return Path(os.path.realpath(workspace))
+    return workspace_dir(getattr(args, "cd", None))
 
 
 def ago(then: float) -> str:

@@ -6,20 +6,17 @@ A front end over the agent's events; it holds no agent logic of its own.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 
 def run_repl(args: Any) -> int:
-    from coder.config import ConfigError, load_config
+    from coder.config import ConfigError, load_config, workspace_dir
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise ConfigError('the interactive session needs a terminal; in scripts use: coder exec "TASK" (or -)')
-    workspace = Path(args.cd).expanduser() if args.cd else Path.cwd()
-    if not workspace.is_dir():
-        raise ConfigError(f"-C {args.cd}: not a directory")
+    workspace = workspace_dir(args.cd)
     config, notices = load_config(
-        workspace.resolve(), model=args.model, sandbox=args.sandbox, base_url=args.base_url,
+        workspace, model=args.model, sandbox=args.sandbox, base_url=args.base_url,
         network=True if args.network else None, approval=args.approval,
         auto_commit=True if args.auto_commit else None,
     )
