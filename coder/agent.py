@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generator
 
+from coder import dirs
 from coder.approvals import Approvals, sandbox_denial
 from coder.client import Failure, ResponsesClient
 from coder.config import Config, ConfigError
@@ -44,7 +45,6 @@ from coder.instructions import build_instructions, environment_context
 from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
 from sandbox.backends import Backend
-from sandbox.env import scrub
 from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
 INTERRUPTED = "Interrupted by the user before this call finished; it may not have run."
@@ -121,10 +121,14 @@ class Agent:
             env=self._child_env(),
             cancel=self.cancel_event,
             default_timeout=config.command_timeout,
+            registry=dirs.state_dir() / "placeholders",
+            backend_choice=config.sandbox_backend,
         )
 
     def _child_env(self) -> dict[str, str]:
-        env = scrub(os.environ, secret_values=[os.environ.get(self.config.api_key_env, "")])
+        from coder import credentials
+
+        env = credentials.child_environment(self.config.api_key_env, self.config.env_passthrough)
         if self.policy.temp_dir:
             env["TMPDIR"] = str(self.policy.temp_dir)
         return env
@@ -419,7 +423,8 @@ def _note(request: ApprovalRequest) -> str:
 def deny_list(config: Config, workspace: Path) -> tuple[Path, ...]:
     """What nothing may read: the built-in list and the config's `deny_read` (~ is home, relative is the workspace)."""
     extra = (Path(p).expanduser() for p in config.deny_read)
-    return default_deny_read(Path.home()) + tuple(p if p.is_absolute() else workspace / p for p in extra)
+    return (default_deny_read(Path.home()) + dirs.private()
+            + tuple(p if p.is_absolute() else workspace / p for p in extra))
 
 
 def _summary(call: dict[str, Any]) -> str:

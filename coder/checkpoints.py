@@ -1,17 +1,15 @@
 """Checkpoints around each agent turn, so `undo` can put back what a turn changed and nothing else.
 
-In a git repository a checkpoint is a commit object built with plumbing: a
-per-session index file under `store_dir` (never `.git/index`), `git add -A`,
-`write-tree`, `commit-tree`, and a ref under `refs/coder/checkpoints/<session>`
-that keeps the objects from gc. The user's branch, index, stash, HEAD and
-`git status` are never touched. Untracked files are captured; ignored ones,
-nested repositories, submodules, deny-listed paths and untracked files over
-MAX_UNTRACKED_BYTES are not. Measured on a 2,000-file repo: a turn's two
-checkpoints cost 40-60 ms (the first ~100 ms: every file hashed).
-
-Git runs here outside the sandbox over a tree the model shaped, so it is run
-directly (gitpython would hand it all of os.environ, API key included) with a
-scrubbed environment and fsmonitor, hooks and external diff tools switched off.
+In a git repository a checkpoint is a commit object under
+`refs/coder/checkpoints/<session>` whose tree is the workspace as it was. It is
+built through coder.git: git lists the paths (`ls-files`, reading the user's
+index but never writing it), and the files are hashed and written as blobs,
+trees and commits in-process, so no filter, hook or fsmonitor of the
+repository runs and a checkpoint holds each file's exact bytes. The user's
+branch, index, stash, HEAD and `git status` are never touched. Left out:
+ignored files, nested repositories and submodules (never entered), deny-listed
+paths, and untracked files over MAX_UNTRACKED_BYTES. A file whose size and
+times have not changed since the last snapshot is not read again.
 
 Outside git (or without a git binary) only the files announced through
 `note_file` are covered: their before and after bytes are copied to `store_dir`.
@@ -35,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from coder.git import BLOB, EXEC, GITLINK, IDENT, LINK, GitError, Repository, environment
+
 REF_ROOT = "refs/coder/checkpoints/"
 AUTHOR = "coder <coder@localhost>"
-_IDENT = {"GIT_AUTHOR_NAME": "coder", "GIT_AUTHOR_EMAIL": "coder@localhost",
-          "GIT_COMMITTER_NAME": "coder", "GIT_COMMITTER_EMAIL": "coder@localhost"}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_CHUNK = 200  # pathspecs per git command, well under any argv limit
 
 
 # Runs a command (argv, environment, directory) somewhere safe; returns (exit code, output).
@@ -92,12 +89,14 @@ class _Turn:
 
 
 def _one_line(method: Callable[..., Any]) -> Any:
-    """Public methods fail only with CheckpointError: an OSError becomes one line."""
+    """Public methods fail only with CheckpointError: an OSError or GitError becomes one line."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
+        except GitError as e:
+            raise CheckpointError(str(e)) from None
         except (OSError, ValueError) as e:  # anything else is a bug of ours: keep the traceback
             what = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e).strip()
             verb = "checkpoints" if method.__name__ == "__init__" else method.__name__.replace("_", " ")
@@ -106,190 +105,179 @@ def _one_line(method: Callable[..., Any]) -> Any:
     return wrapper
 
 
-# Git runs here outside the sandbox, over a tree the model may have shaped: nothing it could
-# plant (a nested repository's fsmonitor, hooks, an external diff) may run, and no secret
-# may reach it. So: a scrubbed environment, these settings, and nested repositories excluded.
-_HARDENING = ("-c", "core.fsmonitor=false", "-c", "submodule.recurse=false", "-c", "diff.external=",
-              "-c", "core.untrackedCache=false", "-c", "protocol.allow=never")
-_NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 MAX_UNTRACKED_BYTES = 10 << 20  # an untracked file larger than this is left out of checkpoints (and said so)
-
-
-def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    from sandbox.env import scrub
-
-    env = scrub(os.environ)
-    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    env.update(extra or {})
-    return env
+_RACY_SECONDS = 2  # a file changed this recently may change again within its timestamp's resolution
 
 
 class _Git:
-    """The git side: plumbing only, always with our own index file and identity."""
+    """Snapshots of the workspace as tree objects, written in-process (coder.git)."""
 
-    def __init__(self, root: Path, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path]) -> None:
-        self.root = root
+    def __init__(self, repo: Repository, workspace: Path, session_id: str, exclude: list[Path]) -> None:
+        self.repo = repo
+        self.root = repo.root
+        self.workspace = workspace
         rel = workspace.relative_to(self.root).as_posix()
         self.prefix = "" if rel == "." else rel + "/"
         self.ref = REF_ROOT + session_id
-        self.index = store_dir / "git-index"
-        self.git_dir = Path(self.run("rev-parse", "--absolute-git-dir").strip())
-        self.excludes = [":(exclude,top,literal)" + p.resolve().relative_to(self.root).as_posix()
-                         for p in [store_dir, *exclude] if p.resolve().is_relative_to(self.root) and p.resolve() != self.root]
+        self.exclude = [str(p.resolve()) for p in exclude]
         self.skipped: list[str] = []  # large untracked files left out of the last snapshot
-        self.tip = self.run("rev-parse", "-q", "--verify", self.ref, check=False).strip()  # a resumed session
-        self.tip_tree = self.run("rev-parse", self.tip + "^{tree}").strip() if self.tip else ""
+        self._known: dict[str, tuple[tuple[int, ...], int, str]] = {}  # path -> (stat key, mode, blob id)
+        self.tip = repo.resolve(self.ref)  # a resumed session
+        self.tip_tree = repo.resolve(self.tip + "^{tree}") if self.tip else ""
 
-    def run(self, *args: str, env: dict[str, str] | None = None, raw: bool = False, check: bool = True,
-            stdin: bytes | None = None, hooks: bool = False) -> Any:
-        """Run git in the repository root; a failure becomes one CheckpointError line (or "" if not `check`).
+    @property
+    def git_dir(self) -> Path:
+        return self.repo.git_dir
 
-        `hooks` lets the repository's hooks run (only for a commit the user runs without a sandbox)."""
-        import subprocess
-
-        try:
-            r = subprocess.run(["git", *_HARDENING, *(() if hooks else _NO_HOOKS), *args], cwd=self.root, env=_git_env(env), input=stdin or b"",
-                               capture_output=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise CheckpointError(f"git {args[0]} failed: {e}") from None
-        if r.returncode != 0 and check:
-            err = r.stderr.decode(errors="replace")
-            line = next((ln.strip() for ln in err.splitlines() if ln.strip()), f"exit status {r.returncode}")
-            raise CheckpointError(f"git {args[0]} failed: {line}")
-        if r.returncode != 0:
-            return b"" if raw else ""
-        return r.stdout if raw else r.stdout.decode(errors="replace")
-
-    def names(self, *args: str, env: dict[str, str] | None = None) -> list[str]:
-        """Root-relative paths from a `-z` listing (bytes, so any file name survives)."""
-        return [os.fsdecode(p) for p in self.run(*args, raw=True, env=env).split(b"\0") if p]
-
-    def specs(self, rels: list[str] | None = None, rooted: bool = False) -> list[str]:
-        """Literal pathspecs: for the workspace itself, or for `rels` (workspace- or, if `rooted`, root-relative)."""
-        if rels is None:
-            return [":(top,literal)" + self.prefix.rstrip("/")]
-        return [":(top,literal)" + ("" if rooted else self.prefix) + r for r in rels]
-
-    def _left_out(self, env: dict[str, str]) -> list[str]:
-        """Pathspecs for what a checkpoint must not take: nested repositories and submodules (git would
-        run inside them), and untracked files too large to copy into .git/objects at every turn."""
-        out: list[str] = []
-        self.skipped = []
-        for path in self.names("ls-files", "-z", "--others", "--exclude-standard", "--directory", "--",
-                               *self.specs(), *self.excludes, env=env):
-            full = self.root / path
-            if path.endswith("/"):
-                if (full / ".git").exists():
-                    out.append(path.rstrip("/"))
-                continue
-            try:
-                big = full.lstat().st_size > MAX_UNTRACKED_BYTES
-            except OSError:
-                continue
-            if big:
-                out.append(path)
-                self.skipped.append(path)
-        for line in self.run("ls-files", "-z", "-s", "--", *self.specs(), env=env, raw=True).split(b"\0"):
-            if line.startswith(b"160000 "):  # a gitlink: someone's repository, not files of ours
-                out.append(os.fsdecode(line.split(b"\t", 1)[1]))
-        return [":(exclude,top,literal)" + p for p in out]
+    def _excluded(self, full: str) -> bool:
+        return any(full == e or full.startswith(e + "/") for e in self.exclude)
 
     def snapshot(self) -> str:
-        """The work tree (under the workspace) as a tree oid."""
-        env = {"GIT_INDEX_FILE": str(self.index)}
-        if not self.index.exists():
-            head = self.run("rev-parse", "-q", "--verify", "HEAD^{tree}", check=False).strip()
-            if head:
-                self.run("read-tree", head, env=env)
-        self.run("add", "-A", "--", *self.specs(), *self.excludes, *self._left_out(env), env=env)
-        return self.run("write-tree", env=env).strip()
+        """The work tree under the workspace as a tree id (workspace-relative paths)."""
+        entries: dict[str, tuple[int, str]] = {}
+        tracked: set[str] = set()
+        for line in self.repo.run("ls-files", "-z", "-s", cwd=self.workspace).split(b"\0"):
+            if not line:
+                continue
+            meta, _, name = line.partition(b"\t")
+            mode, oid, _stage = meta.decode().split()
+            rel = os.fsdecode(name)
+            tracked.add(rel)
+            if mode == "160000":  # a submodule: someone's repository, recorded as its commit, never entered
+                entries[rel] = (GITLINK, oid)
+        untracked = self.repo.names("ls-files", "-z", "--others", "--exclude-standard", cwd=self.workspace)
+        self.skipped = []
+        for rel in sorted(tracked.union(untracked)):
+            if rel in entries or rel.endswith("/"):  # a gitlink, or a nested repository: left out
+                continue
+            entry = self._file(rel, rel not in tracked)
+            if entry is not None:
+                entries[rel] = entry
+        return self.repo.write_tree(entries)
+
+    def _file(self, rel: str, untracked: bool) -> tuple[int, str] | None:
+        full = os.path.join(self.workspace, rel)
+        if self._excluded(full):
+            return None
+        try:
+            st = os.lstat(full)
+        except OSError:
+            return None  # deleted meanwhile
+        key = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        known = self._known.get(rel)
+        if known is not None and known[0] == key:
+            return known[1], known[2]
+        if stat.S_ISLNK(st.st_mode):
+            mode, data = LINK, os.fsencode(os.readlink(full))
+        elif stat.S_ISREG(st.st_mode):
+            if untracked and st.st_size > MAX_UNTRACKED_BYTES:
+                self.skipped.append(rel)
+                return None
+            mode = EXEC if st.st_mode & 0o100 else BLOB
+            data = _read_nofollow(full)
+        else:
+            return None  # a fifo, socket or device: nothing to keep
+        oid = self.repo.store("blob", data)
+        if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
+            self._known[rel] = (key, mode, oid)
+        return mode, oid
 
     def checkpoint(self, label: str, tree: str = "") -> str:
-        """Snapshot (or take `tree`) and chain it onto the session's ref unless nothing changed; the tree oid."""
+        """Snapshot (or take `tree`) and chain it onto the session's ref unless nothing changed; the tree id."""
         tree = tree or self.snapshot()
         if tree != self.tip_tree:
-            parent = ["-p", self.tip] if self.tip else []
-            self.tip = self.run("commit-tree", "--no-gpg-sign", tree, *parent, "-m", f"coder checkpoint: {label}",
-                                env=dict(_IDENT)).strip()
-            self.run("update-ref", "-m", "coder checkpoint", self.ref, self.tip)
-            self.tip_tree = tree
+            tip = self.repo.commit(tree, [self.tip] if self.tip else [], f"coder checkpoint: {label}")
+            self.repo.run("update-ref", "-m", "coder checkpoint", self.ref, tip)
+            self.tip, self.tip_tree = tip, tree
         return tree
 
     def changed(self, a: str, b: str) -> list[str]:
         """Workspace-relative paths that differ between two trees (content, mode, created, deleted)."""
-        out = self.names("diff-tree", "-r", "-z", "--name-only", "--no-renames", a, b, "--", *self.specs())
-        return sorted(p[len(self.prefix):] for p in out)
+        old, new = self.repo.read_tree(a), self.repo.read_tree(b)
+        return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
-    def blob(self, tree: str, rel: str) -> tuple[int, bytes] | None:
-        """(mode, work-tree bytes) of `rel` in `tree`, or None if it was absent."""
-        listed = self.run("ls-tree", "-z", tree, "--", *self.specs([rel]), raw=True).split(b"\0")[0]
-        if not listed:
-            return None
-        meta, _, _name = listed.partition(b"\t")
-        mode, kind, oid = meta.decode().split()
-        if kind == "tree":
-            return None  # a directory then: the file did not exist
-        if kind != "blob":
-            raise CheckpointError(f"cannot restore {rel}: it is a submodule")
-        if mode == "120000":
-            return 0o120000, self.run("cat-file", "blob", oid, raw=True)
-        return int(mode, 8), self.run("cat-file", "--filters", f"--path={self.prefix + rel}", oid, raw=True)
+    def blobs(self, tree: str, rels: list[str]) -> dict[str, tuple[int, bytes] | None]:
+        """(mode, exact bytes) of each of `rels` in `tree`, or None where it was absent."""
+        entries = self.repo.read_tree(tree)
+        out: dict[str, tuple[int, bytes] | None] = {}
+        for rel in rels:
+            entry = entries.get(rel)
+            if entry is not None and entry[0] == GITLINK:
+                raise CheckpointError(f"cannot restore {rel}: it is a submodule")
+            out[rel] = None if entry is None else (entry[0], self.repo.read(entry[1])[1])
+        return out
 
-    def diff(self, a: str, b: str, rels: list[str], color: bool = False) -> str:
-        opts = ["--no-ext-diff", "--no-textconv", "--no-renames", "--color=always" if color else "--no-color"]
-        return "".join(self.run("diff", *opts, a, b, "--", *self.specs(rels[i:i + _CHUNK]))
-                       for i in range(0, len(rels), _CHUNK))
+    def diff(self, a: str, b: str, rels: list[str]) -> str:
+        old, new = self.repo.read_tree(a), self.repo.read_tree(b)
+
+        def data(tree: dict[str, tuple[int, str]], rel: str) -> bytes | None:
+            return self.repo.read(tree[rel][1])[1] if rel in tree and tree[rel][0] != GITLINK else None
+
+        return "".join(_text_diff(self.prefix + r, data(old, r), data(new, r)) for r in rels)  # as git names them
 
     def commit_only(self, rels: list[str], message: str, runner: Runner | None = None) -> str | None:
-        """`git commit --only` (hooks run): other staged changes are left staged, as they were.
+        """`git commit --only` of the turn's files, hooks included: the user's other staged changes stay
+        staged. A commit reads the work tree (filters, hooks), so it runs through `runner` (the sandbox),
+        or here only when the user chose full access."""
+        import shlex
 
-        `runner` runs the commit itself, hooks and all (in the sandbox); without one it runs here."""
-        new = self.names("ls-files", "-z", "--others", "--exclude-standard", "--", *self.specs(rels))
-        if new:  # commit --only wants new files known to the index: intent-to-add stages no content
-            self.run("add", "-N", "--", *self.specs(new, rooted=True))
-        try:
-            base = self.run("rev-parse", "-q", "--verify", "HEAD", check=False).strip() or self.run(
-                "hash-object", "-t", "tree", "--stdin").strip()  # unborn: against the empty tree
-            todo = self.names("diff", "--name-only", "-z", "--no-renames", base, "--", *self.specs(rels))
-            if not todo:
-                return None
-            env = None if self.run("var", "GIT_COMMITTER_IDENT", check=False) else dict(_IDENT)
-            commit = ["commit", "-q", "--only", f"--author={AUTHOR}", "-m", message, "--", *self.specs(todo, rooted=True)]
-            if runner is None:
-                self.run(*commit, env=env, hooks=True)
-            else:
-                code, output = runner(["git", *commit], _git_env(env), self.root)
-                if code != 0:
-                    last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), f"exit status {code}")
-                    raise CheckpointError(f"git commit failed: {last}")
-        except CheckpointError:
-            if new:  # leave the user's index as it was
-                self.run("rm", "--cached", "-q", "--ignore-unmatch", "--", *self.specs(new, rooted=True), check=False)
-            raise
-        return self.run("rev-parse", "HEAD").strip()
+        head = self.repo.resolve("HEAD")
+        head_tree = self.repo.read_tree(self.repo.resolve("HEAD^{tree}")) if head else {}
+        now = self.repo.read_tree(self.snapshot())
+        todo = [self.prefix + r for r in rels if now.get(r) != head_tree.get(self.prefix + r)]
+        if not todo:
+            return None
+        indexed = set(self.repo.names("ls-files", "-z", "--", *(":(top,literal)" + p for p in todo)))
+        new = [p for p in todo if p not in indexed and p[len(self.prefix):] in now]
+
+        def specs(paths: list[str]) -> str:
+            return " ".join(shlex.quote(":(top,literal)" + p) for p in paths)
+
+        # commit --only wants new files known to the index: intent-to-add stages no content, and is
+        # taken back if the commit fails, so the user's index is left as it was.
+        commit = f"git commit -q --only --author={shlex.quote(AUTHOR)} -m {shlex.quote(message)} -- {specs(todo)}"
+        script = commit if not new else (
+            f"git add -N -- {specs(new)} && {commit} || "
+            f"{{ status=$?; git rm --cached -q --ignore-unmatch -- {specs(new)}; exit $status; }}")
+        env = environment(None if self.repo.run("var", "GIT_COMMITTER_IDENT", check=False) else IDENT)
+        code, output = (runner or _run_here)(["sh", "-c", script], env, self.root)
+        if code != 0:
+            last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), f"exit status {code}")
+            raise CheckpointError(f"git commit failed: {last}")
+        return self.repo.resolve("HEAD")
 
     def prune(self, keep_days: int) -> None:
         cutoff = time.time() - keep_days * 86400
-        for line in self.run("for-each-ref", "--format=%(refname) %(committerdate:raw)", REF_ROOT).splitlines():
-            ref, seconds, _tz = line.rsplit(" ", 2)
-            if ref != self.ref and int(seconds) < cutoff:
-                self.run("update-ref", "-d", ref)
+        for ref in self.repo.text("for-each-ref", "--format=%(refname)", REF_ROOT).splitlines():
+            if ref != self.ref and self.repo.commit_time(self.repo.resolve(ref)) < cutoff:
+                self.repo.run("update-ref", "-d", ref)
 
 
-def _find_git(workspace: Path, session_id: str, store_dir: Path, exclude: list[Path]) -> _Git | None:
-    """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
+def _run_here(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run a command outside any sandbox (the user chose full access); (exit code, output)."""
     import subprocess
 
     try:
-        r = subprocess.run(["git", *_HARDENING, *_NO_HOOKS, "rev-parse", "--show-toplevel"], cwd=workspace, env=_git_env(),
-                           capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if r.returncode != 0 or not r.stdout.strip():
+        r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return 1, str(e)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _read_nofollow(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _find_git(workspace: Path, session_id: str, exclude: list[Path]) -> _Git | None:
+    """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
+    repo = Repository.find(workspace)
+    if repo is None:
         return None
     try:
-        return _Git(Path(r.stdout.strip()).resolve(), workspace, session_id, store_dir, exclude)
-    except (CheckpointError, OSError, ValueError):
+        return _Git(repo, workspace, session_id, exclude)
+    except (GitError, OSError, ValueError):
         return None
 
 
@@ -305,7 +293,7 @@ class Checkpoints:
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", session_id).strip("-") or "session"
         self._store = Path(store_dir)
         self._store.mkdir(parents=True, exist_ok=True)
-        self._git = _find_git(self.workspace, safe, self._store, [Path(p) for p in exclude])
+        self._git = _find_git(self.workspace, safe, [self._store, *(Path(p) for p in exclude)])
         self._turns: list[_Turn] = []  # turns that changed something, oldest first
         self._open: _Turn | None = None
         self._first = ""  # git: tree of the session's first checkpoint
@@ -410,7 +398,7 @@ class Checkpoints:
                               f"turn '{turn.label}'; nothing was restored")
         if self._git:
             self._git.checkpoint(f"before undo of {turn.label}", now)  # what undo replaces stays recoverable
-            states = {r: self._git.blob(turn.before, r) for r in turn.paths}
+            states = self._git.blobs(turn.before, turn.paths)
         else:
             states = {r: None if s.kind == "absent" else (0o120000 if s.kind == "link" else s.mode, s.data())
                       for r, s in turn.saved.items() if r in turn.paths and s.kind != "other"}
@@ -427,13 +415,13 @@ class Checkpoints:
         return UndoResult(list(turn.paths), False, "", f"undid '{turn.label}': restored {len(turn.paths)} file(s)")
 
     @_one_line
-    def diff(self, color: bool = False) -> str:
+    def diff(self) -> str:
         """Everything this session changed, per file, against its first checkpoint (session files only)."""
         rels = list(self._touched)
         if not rels:
             return ""
         if self._git:
-            return self._git.diff(self._first, self._git.snapshot(), rels, color)
+            return self._git.diff(self._first, self._git.snapshot(), rels)
         return "".join(_text_diff(r, self._origin[r].data(), self._read(r)) for r in rels if r in self._origin)
 
     @_one_line

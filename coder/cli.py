@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from coder import credentials
     from coder.config import ConfigError
+
+    credentials.seal()  # before anything can start a child process
 
     try:
         if args.command in (None, "resume"):

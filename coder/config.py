@@ -12,7 +12,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from coder.dirs import user_config_path
 
 DEFAULT_MODEL = "gpt-5.3-codex"
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -46,7 +48,10 @@ class Config:
     background: bool = False
     auto_commit: bool = False  # commit each turn's changes (only those), author "coder"
     deny_read: tuple[str, ...] = ()  # more paths nothing may read, on top of the built-in list
-    limits: dict[str, int] = field(default_factory=dict)  # cpu_seconds, file_size_mb, processes
+    limits: dict[str, int] = field(default_factory=dict)  # cpu_seconds, file_size_mb, processes, memory_mb
+    env_passthrough: tuple[str, ...] = ()  # variables commands may see although they look secret
+    allowed_base_urls: tuple[str, ...] = ()  # endpoints a project's own config may send the API key to
+    sandbox_backend: str = "auto"  # auto, landlock, bwrap: which isolation commands run under
 
     @property
     def zdr(self) -> bool:
@@ -54,7 +59,9 @@ class Config:
         return "codex" in self.model.lower() or not self.store
 
     def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env, "").strip()
+        from coder import credentials
+
+        key = credentials.get(self.api_key_env).strip()
         if not key:
             raise ConfigError(
                 f"{self.api_key_env} is not set: export {self.api_key_env}=<your API key> "
@@ -64,10 +71,7 @@ class Config:
 
     def sandbox_limits(self) -> dict[str, int]:
         """The per-command limits in the sandbox's own units (seconds, bytes, processes)."""
-        out = {LIMITS[k]: v for k, v in self.limits.items()}
-        if "fsize" in out:
-            out["fsize"] <<= 20
-        return out
+        return {LIMITS[k]: v << 20 if LIMITS[k] in _IN_MIB else v for k, v in self.limits.items()}
 
     def with_overrides(self, **overrides: Any) -> "Config":
         return _validated(replace(self, **{k: v for k, v in overrides.items() if v is not None}), "flags")
@@ -95,21 +99,33 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "auto_commit": (bool,),
     "deny_read": (list,),
     "limits": (dict,),
+    "env_passthrough": (list,),
+    "allowed_base_urls": (list,),
+    "sandbox_backend": (str,),
 }
-LIMITS = {"cpu_seconds": "cpu", "file_size_mb": "fsize", "processes": "nproc"}
-# A cloned repository's own config must not loosen the sandbox or pick which secret becomes the API key.
+LIMITS = {"cpu_seconds": "cpu", "file_size_mb": "fsize", "processes": "nproc", "memory_mb": "memory"}
+BACKENDS = ("auto", "landlock", "bwrap")
+# A cloned repository's own config (or one a command planted) must not loosen the sandbox, hand secrets
+# to commands, or pick which secret becomes the API key. Its base_url is asked about (see load_config)
+# and its limits can only tighten yours.
 PROJECT_FORBIDDEN = {
     "api_key_env": lambda v: True,
     "sandbox": lambda v: v == "full-access",
     "network": lambda v: v is True,
     "auto_commit": lambda v: v is True,
+    "env_passthrough": lambda v: True,
+    "allowed_base_urls": lambda v: True,
+    "sandbox_backend": lambda v: True,
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
+_IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
 
 
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "coder" / "config.toml"
+def _default_limits() -> dict[str, int]:
+    """The sandbox's own defaults in the config's units: a project's limits never exceed them."""
+    from sandbox.policy import DEFAULT_LIMITS
+
+    return {k: DEFAULT_LIMITS[s] >> 20 if s in _IN_MIB else DEFAULT_LIMITS[s] for k, s in LIMITS.items()}
 
 
 def project_config_path(workspace: Path) -> Path:
@@ -141,9 +157,9 @@ def _check_values(data: dict[str, Any], source: str) -> dict[str, Any]:
             raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
         if key == "extra_headers":
             value = {str(k): str(v) for k, v in value.items()}
-        elif key == "deny_read":
+        elif key in ("deny_read", "env_passthrough", "allowed_base_urls"):
             if not all(isinstance(v, str) and v for v in value):
-                raise ConfigError(f"{source}: deny_read must be a list of paths, got {value!r}")
+                raise ConfigError(f"{source}: {key} must be a list of non-empty strings, got {value!r}")
             value = tuple(value)
         elif key == "limits":
             for name, n in value.items():
@@ -165,6 +181,8 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"reasoning_summary must be one of {', '.join(SUMMARIES)}, got {cfg.reasoning_summary!r}")
     if cfg.sandbox not in SANDBOX_MODES:
         raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
+    if cfg.sandbox_backend not in BACKENDS:
+        raise bad(f"sandbox_backend must be one of {', '.join(BACKENDS)}, got {cfg.sandbox_backend!r}")
     if cfg.approval not in (None, "never", "on-request", "untrusted"):
         raise bad(f"approval must be one of never, on-request, untrusted, got {cfg.approval!r}")
     if cfg.max_turns < 1:
@@ -184,14 +202,50 @@ def workspace_dir(cd: str | None) -> Path:
     return Path(os.path.realpath(workspace))
 
 
-def load_config(workspace: Path, **flags: Any) -> tuple[Config, list[str]]:
-    """The effective settings for a workspace, and notices worth showing the user."""
+def check_workspace(workspace: Path, sandbox: str, explicit: bool) -> None:
+    """Refuse to make / or the home directory writable to the agent by accident (a shell left in ~)."""
+    if sandbox != "workspace-write" or explicit:
+        return
+    home = Path(os.path.realpath(Path.home()))
+    if workspace in (Path("/"), home):
+        what = "your home directory" if workspace == home else "the root directory"
+        raise ConfigError(
+            f"not starting in {what} ({workspace}): all of it would be writable to the agent; "
+            f"cd into a project, pass -C {workspace} to mean it, or use --sandbox read-only"
+        )
+
+
+class BaseURLNotAllowed(ConfigError):
+    """A project's config wants the API key sent somewhere the user has not allowed."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.path, self.url = path, url
+        super().__init__(
+            f"{path} sets base_url = {url}, which would receive your API key; to allow it, add it to "
+            f"allowed_base_urls in {user_config_path()}, approve it once in an interactive coder session "
+            "here, or pass --base-url"
+        )
+
+
+# Decides a project's base_url the user has not allowed yet: True uses it, False ignores it.
+BaseURLDecision = Callable[[Path, str], bool]
+
+
+def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = None,
+                **flags: Any) -> tuple[Config, list[str]]:
+    """The effective settings for a workspace, and notices worth showing the user.
+
+    A project's base_url is used only when the user allowed it (allowed_base_urls, or an
+    earlier approval for this project, see coder.trust); otherwise `decide_base_url` is asked,
+    and without one BaseURLNotAllowed is raised.
+    """
     notices: list[str] = []
     layers: dict[str, Any] = {}
     if os.environ.get("OPENAI_BASE_URL"):
         layers["base_url"] = os.environ["OPENAI_BASE_URL"]
     if os.environ.get("CODER_MODEL"):
         layers["model"] = os.environ["CODER_MODEL"]
+    project_url: tuple[Path, str] | None = None
     for path in (user_config_path(), project_config_path(workspace)):
         data = _check_values(_read_toml(path), str(path))
         if path.parent.name == ".coder":
@@ -202,11 +256,32 @@ def load_config(workspace: Path, **flags: Any) -> tuple[Config, list[str]]:
                         "set it in your user config or with a flag"
                     )
             if "base_url" in data:
-                # A cloned repository choosing where the API key goes deserves a visible line.
-                notices.append(f"{path} sets base_url = {data['base_url']}")
+                project_url = (path, data.pop("base_url"))
             if "deny_read" in layers and "deny_read" in data:  # a project adds to the user's list
                 data["deny_read"] = layers["deny_read"] + data["deny_read"]
+            if "limits" in data:  # and may only tighten the limits
+                ceiling = {**_default_limits(), **layers.get("limits", {})}
+                data["limits"] = {k: min(v, ceiling[k]) for k, v in data["limits"].items()}
         for key, value in data.items():  # tables merge key by key; everything else replaces
             layers[key] = {**layers[key], **value} if isinstance(value, dict) and key in layers else value
+    if project_url and not flags.get("base_url") and project_url[1] != layers.get("base_url"):
+        if _base_url_allowed(layers, *project_url, decide_base_url):
+            layers["base_url"] = project_url[1]
+            notices.append(f"{project_url[0]} sets base_url = {project_url[1]} (allowed)")
+        else:
+            notices.append(f"ignored base_url = {project_url[1]} from {project_url[0]} (not allowed)")
     cfg = _validated(Config(**layers), "configuration")
     return cfg.with_overrides(**flags), notices
+
+
+def _base_url_allowed(layers: dict[str, Any], path: Path, url: str, decide: BaseURLDecision | None) -> bool:
+    from coder import trust
+
+    if url in layers.get("allowed_base_urls", ()):
+        return True
+    remembered = trust.base_url_decision(path, url)
+    if remembered is not None:
+        return remembered
+    if decide is None:
+        raise BaseURLNotAllowed(path, url)
+    return decide(path, url)

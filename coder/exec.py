@@ -113,7 +113,7 @@ def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
 
 
 def run_exec(args: Any) -> int:
-    from coder.config import ConfigError, load_config, workspace_dir
+    from coder.config import ConfigError, check_workspace, load_config, workspace_dir
 
     _preload_openai()
     workspace = workspace_dir(args.cd)
@@ -133,6 +133,7 @@ def run_exec(args: Any) -> int:
         auto_commit=True if args.auto_commit else None,
         approval="never",  # nobody to ask: what the sandbox refuses becomes the tool's error output
     )
+    check_workspace(workspace, config.sandbox, explicit=args.cd is not None)
     config.api_key()  # fail now, in one line, rather than at the first request
 
     if args.json:

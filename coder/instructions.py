@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from datetime import date
 from pathlib import Path
 
+from coder.dirs import config_dir
+from coder.git import GitError, Repository
 from sandbox.policy import Mode, Policy
 
 BASE = """You are coder, a coding agent working in a user's project from their terminal.
@@ -46,8 +47,7 @@ def git_root(path: Path) -> Path | None:
 
 
 def user_agents_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "coder" / AGENTS_FILE
+    return config_dir() / AGENTS_FILE
 
 
 def agents_files(workspace: Path) -> list[Path]:
@@ -90,14 +90,6 @@ def build_instructions(policy: Policy) -> str:
     )
 
 
-def _git(workspace: Path, *args: str) -> str:
-    try:
-        r = subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return r.stdout.strip() if r.returncode == 0 else ""
-
-
 def environment_context(policy: Policy) -> str:
     """A short description of where and when the conversation starts, for its first message."""
     ws = policy.workspace
@@ -108,9 +100,12 @@ def environment_context(policy: Policy) -> str:
         f"Date: {date.today().isoformat()}",
         f"Sandbox: {policy.mode.value}, network {'on' if policy.network else 'off'}",
     ]
-    branch = _git(ws, "rev-parse", "--abbrev-ref", "HEAD") if git_root(ws) else ""
+    repo = Repository.find(ws) if git_root(ws) else None
+    branch = repo.branch() if repo else ""
     if branch:
-        status = _git(ws, "status", "--porcelain")
-        changed = len(status.splitlines()) if status else 0
+        try:
+            changed = repo.changed_count(ws)
+        except GitError:
+            changed = 0
         lines.append(f"Git: branch {branch}, {changed} changed or untracked file{'s' if changed != 1 else ''}")
     return "<environment_context>\n" + "\n".join(lines) + "\n</environment_context>"

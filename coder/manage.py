@@ -69,7 +69,7 @@ def undo(args: Any) -> int:
     from coder.config import load_config
 
     workspace = _workspace(args)
-    config, _ = load_config(workspace)
+    config, _ = load_config(workspace, decide_base_url=lambda path, url: False)  # only the deny list matters
     try:
         result = undo_session(find(args.session, workspace), deny_list(config, workspace))
     except (TranscriptError, CheckpointError) as e:

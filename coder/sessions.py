@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.agent import INTERRUPTED, Agent
+from coder.dirs import sessions_dir
 from coder.checkpoints import CheckpointError, Checkpoints, UndoResult
 from coder.config import Config
 from coder.conversation import Conversation
@@ -29,14 +30,6 @@ from sandbox.policy import Mode
 
 TRANSCRIPT, META = "transcript.jsonl", "meta.json"
 _SKIPPED = (TextDelta, ReasoningDelta)  # the finished message is recorded instead of every piece
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "coder"
-
-
-def sessions_dir() -> Path:
-    return data_dir() / "sessions"
 
 
 def new_id() -> str:
@@ -82,6 +75,7 @@ class Session:
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
+        self._checkpointing = False  # whether the running turn has a checkpoint to end
         agent.conversation.on_append = self._record_item
         if self.checkpoints is not None:
             agent.tool_ctx.before_write = self._note_write
@@ -103,7 +97,7 @@ class Session:
         sid = new_id()
         directory = sessions_dir() / sid
         directory.mkdir(parents=True, mode=0o700)
-        transcript = Transcript(directory / TRANSCRIPT, secrets=[_api_key(agent.config)])
+        transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(agent.config))
         now = time.time()
         transcript.write({
             "type": "header", "version": 1, "id": sid, "started": now, "project": str(agent.workspace),
@@ -112,7 +106,7 @@ class Session:
         info = SessionInfo(sid, directory, now, now, str(agent.workspace), agent.config.model, "", 0, 0)
         session = cls(agent, directory, transcript, info, auto_commit)
         session._write_meta()
-        if session.checkpoints is not None:
+        if session.checkpoints is not None and agent.policy.mode is not Mode.READ_ONLY:
             try:
                 session.checkpoints.prune()  # other sessions' checkpoints older than two weeks
             except CheckpointError:
@@ -138,7 +132,7 @@ class Session:
         conversation = Conversation(loaded.items())
         agent = Agent(config, workspace, conversation=conversation,
                       instructions=latest.get("instructions") if same else None)
-        transcript = Transcript(directory / TRANSCRIPT, secrets=[_api_key(config)])
+        transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
         info = _info_from(directory, loaded)
         session = cls(agent, directory, transcript, info, auto_commit)
         session.warnings[:0] = loaded.warnings
@@ -154,7 +148,9 @@ class Session:
         if text and not self.info.first_prompt:
             self.info.first_prompt = text.splitlines()[0][:200]
         label = text.splitlines()[0][:72] if text else "follow-up"
-        if self.checkpoints is not None:
+        # A read-only session changes nothing, so it writes nothing into the user's repository either.
+        self._checkpointing = self.checkpoints is not None and self.agent.policy.mode is not Mode.READ_ONLY
+        if self._checkpointing:
             try:
                 self.checkpoints.begin_turn(label)
             except CheckpointError as e:
@@ -187,7 +183,7 @@ class Session:
         return later + self._checkpoint_after(label)
 
     def _checkpoint_after(self, label: str) -> list[str]:
-        if self.checkpoints is None:
+        if not self._checkpointing:
             return []
         try:
             changed = self.checkpoints.end_turn()
@@ -217,7 +213,7 @@ class Session:
         """
         import shlex
 
-        from sandbox import backends, process
+        from sandbox import backends, placeholders, process
 
         policy, backend = self.agent.policy, self.agent.tool_ctx.backend
         git_dir = self.checkpoints.git_dir
@@ -226,11 +222,15 @@ class Session:
             protected_names=tuple(n for n in policy.protected_names if n != ".git"),
             protected_paths=(git_dir / "hooks", git_dir / "config", git_dir / "modules", git_dir / "info"),
         )
-        absent = backends.absent_protected(commit_policy)
-        result = process.run(shlex.join(argv), cwd=cwd, env={**self.agent.tool_ctx.env, **env}, timeout=300,
-                             wrap=lambda a: backends.wrap(backend, commit_policy, a, policy.limits))
-        backends.remove_created(absent)
-        return (1 if result.exit_code is None else result.exit_code), result.output
+        guard = placeholders.hold(backends.absent_protected(backend, commit_policy),
+                                  self.agent.tool_ctx.placeholder_registry)
+        try:
+            result = process.run(shlex.join(argv), cwd=cwd, env={**self.agent.tool_ctx.env, **env}, timeout=300,
+                                 wrap=lambda a: backends.wrap(backend, commit_policy, a, policy.limits))
+        finally:
+            problems = placeholders.release(guard)
+        output = "\n".join([result.output, *problems])
+        return (1 if result.exit_code is None else result.exit_code), output
 
     def settings_changed(self) -> None:
         """Record the model, sandbox and instructions now in force (after /model or /sandbox), for resume."""
@@ -247,10 +247,10 @@ class Session:
             self.transcript.sync()
         return result
 
-    def diff(self, color: bool = False) -> str:
+    def diff(self) -> str:
         if self.checkpoints is None:
             raise CheckpointError("diff is not available in this session")
-        return self.checkpoints.diff(color)
+        return self.checkpoints.diff()
 
     def detach(self) -> None:
         """Close the transcript; the agent goes on (into a new session, after /clear)."""
@@ -280,8 +280,11 @@ class Session:
         os.replace(tmp, self.directory / META)
 
 
-def _api_key(config: Config) -> str:
-    return os.environ.get(config.api_key_env, "")
+def _secrets(config: Config) -> list[str]:
+    """What the transcript must never hold: the API key and every sealed secret."""
+    from coder import credentials
+
+    return [credentials.get(config.api_key_env), *credentials.values()]
 
 
 def _info_from(directory: Path, loaded: Loaded) -> SessionInfo:

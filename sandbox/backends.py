@@ -117,10 +117,13 @@ def get(name: str) -> Backend | None:
     return Backend(name, detail) if ok else None
 
 
-def select(policy: Policy) -> Backend:
+def select(policy: Policy, choice: str = "auto") -> Backend:
+    """The backend for `policy`: the first available one, or only `choice` when it names one."""
     if policy.mode is Mode.FULL_ACCESS:
         return Backend("unsandboxed", "full access: commands run without isolation")
     order = ("seatbelt",) if sys.platform == "darwin" else ("landlock", "bwrap")
+    if choice != "auto":
+        order = (choice,)
     for name in order:
         backend = get(name)
         if backend is not None:
@@ -189,25 +192,12 @@ def bwrap_args(policy: Policy) -> list[str]:
     return args
 
 
-def absent_protected(policy: Policy) -> list[Path]:
-    """Protected paths missing before a command runs (mounts cannot cover them; see remove_created)."""
-    return [Path(p) for p in protected_paths(policy) if not os.path.lexists(p)]
-
-
-def remove_created(paths: list[Path]) -> list[Path]:
-    """Remove protected paths a command created (a new .git carries hooks); return them.
-
-    Mounts cannot cover a path that does not exist yet, so creation is undone
-    as soon as the command ends.
-    """
-    import shutil
-
-    removed = []
-    for path in paths:
-        if os.path.lexists(path):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+def absent_protected(backend: Backend, policy: Policy) -> list[Path]:
+    """Protected paths that do not exist yet, which a mount cannot cover: they need placeholders
+    (sandbox.placeholders). sandbox-exec denies by path, existing or not, and needs none; nor does
+    the private temp directory, which nothing reads after the session."""
+    if backend.name not in ("landlock", "bwrap"):
+        return []
+    temp = str(policy.temp_dir) if policy.temp_dir else None
+    return [Path(p) for p in protected_paths(policy)
+            if not os.path.lexists(p) and not (temp and (p == temp or p.startswith(temp + "/")))]

@@ -1,20 +1,26 @@
 """The built-in sandbox: `python -m sandbox.helper SPEC -- ARGV...` confines itself, then execs ARGV.
 
 In order, before the exec:
-1. resource limits (CPU seconds, file size, processes, where the kernel applies them);
+1. resource limits (CPU seconds, file size, data memory, processes, where the
+   kernel applies them);
 2. fresh user, mount and PID namespaces (and a network namespace when the
    network is off), so protected paths can be re-mounted read-only, the
    command is PID 1 of its own namespace (when it ends, everything it started
    ends too, `setsid` or not), and capabilities held are only namespace ones;
-3. every capability dropped, bounding set included, and no_new_privs;
-4. Landlock: read everywhere but the deny list, write only to the writable
+3. a private /dev/pts (its own pseudo-terminals, none of the host's) and
+   /dev/shm, and, in the command's own PID namespace, a fresh /proc that shows
+   only the sandbox's processes;
+4. every capability dropped, bounding set included, and no_new_privs;
+5. Landlock: read everywhere but the deny list and /dev (where only null,
+   zero, full, random, urandom, tty and the private pts and shm are allowed:
+   no terminal of the host, so no keystrokes), write only to the writable
    roots, TCP refused when the network is off, no signals or abstract sockets
    beyond the sandbox;
-5. a seccomp filter (sandbox.seccomp);
-6. every inherited file descriptor above stderr closed.
+6. a seccomp filter (sandbox.seccomp);
+7. every inherited file descriptor above stderr closed.
 
 SPEC is a hex-encoded marshal of {"read": [...], "write": [...], "deny": [...], "protected": [...],
-"network": bool, "limits": {"cpu": s, "fsize": bytes, "nproc": n}, "supervise": bool}
+"network": bool, "limits": {"cpu": s, "fsize": bytes, "memory": bytes, "nproc": n}, "supervise": bool}
 (marshal, not JSON: importing json costs the helper 5 ms before every command). Any
 failure to confine is fatal (exit 126 with a message): the command never runs
 unconfined by accident.
@@ -29,11 +35,14 @@ import resource
 import sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+MS_REC, MS_PRIVATE = 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
 EXIT_SETUP_FAILED = 126
 SIGKILL = 9  # a constant, not the signal module: that import alone costs the helper ~4 ms
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+PRIVATE_PTS = ("/dev/pts", "/dev/ptmx")  # usable once a private devpts instance covers the host's
+RLIMIT_DATA = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -50,7 +59,10 @@ def _write(path: str, text: str) -> None:
 
 
 def _limits(limits: dict) -> None:
-    for key, which in (("cpu", resource.RLIMIT_CPU), ("fsize", resource.RLIMIT_FSIZE), ("nproc", resource.RLIMIT_NPROC)):
+    # RLIMIT_DATA counts what a program really allocates (heap, private writable mappings), not the
+    # address space it reserves, so runtimes that reserve big ranges (V8, Go, the JVM) still start.
+    for key, which in (("cpu", resource.RLIMIT_CPU), ("fsize", resource.RLIMIT_FSIZE), ("nproc", resource.RLIMIT_NPROC),
+                       ("memory", RLIMIT_DATA)):
         value = limits.get(key)
         if value:
             soft, hard = resource.getrlimit(which)
@@ -68,9 +80,36 @@ def _namespaces(network: bool) -> None:
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
 
 
-def _mount(src: str | None, target: str, flags: int) -> None:
-    if _libc.mount(src.encode() if src else None, target.encode(), None, flags, None) != 0:
+def _mount(src: str | None, target: str, flags: int, fstype: str | None = None, data: str | None = None) -> None:
+    if _libc.mount(src.encode() if src else None, target.encode(), fstype.encode() if fstype else None, flags,
+                   data.encode() if data else None) != 0:
         _fail(f"mount {target}")
+
+
+def _private_dev() -> list[str]:
+    """A devpts instance and a tmpfs of the sandbox's own over /dev/pts and /dev/shm; what they allow.
+
+    Not fatal if the kernel refuses: Landlock then simply grants no pseudo-terminal at all.
+    """
+    granted = []
+    if os.path.isdir("/dev/pts") and _libc.mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC,
+                                                  b"newinstance,ptmxmode=0666,mode=0620") == 0:
+        granted += PRIVATE_PTS
+    if os.path.isdir("/dev/shm") and _libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV,
+                                                  b"mode=1777,size=25%") == 0:
+        granted.append("/dev/shm")
+    return granted
+
+
+def _fresh_proc() -> None:
+    """A /proc of the command's own PID namespace, in a mount namespace of its own: the helper's
+    parent keeps the host's /proc, which it needs to answer connect() calls."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        _fail("unshare (mount namespace)")
+    if _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        # Some containers mask parts of /proc, and then the kernel refuses a fresh one. The command
+        # still cannot signal, trace or read the memory of anything outside; say what it can see.
+        sys.stderr.write("coder sandbox: note: the host's /proc stays visible (this kernel refused a fresh one)\n")
 
 
 def _protect(paths: list[str]) -> None:
@@ -99,24 +138,28 @@ def _drop_capabilities() -> None:
         _fail("capset")
 
 
-def confine(spec: dict, supervised: bool = False) -> int | None:
-    """Landlock and seccomp for this process; the seccomp listener fd when `supervised`."""
+def confine(spec: dict, supervised: bool = False, dev: list[str] = ()) -> int | None:
+    """Landlock and seccomp for this process; the seccomp listener fd when `supervised`.
+
+    `dev`: what of the private /dev (see _private_dev) the command may use."""
     from sandbox import landlock, seccomp
 
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _fail("no_new_privs")
     if spec.get("landlock", True):
+        shm = [d for d in dev if d == "/dev/shm"]
         landlock.restrict_self(
-            read=spec["read"], write=spec["write"], deny=spec.get("deny", []), devices=DEVICES,
-            network=spec.get("network", False),
+            read=spec["read"], write=[*spec["write"], *shm], deny=[*spec.get("deny", []), "/dev"],
+            devices=[*DEVICES, *(d for d in dev if d not in shm)], network=spec.get("network", False),
         )
     return seccomp.install(spec.get("network", False), supervised)
 
 
-def _exec_confined(spec: dict, command: list[str], channel: tuple[int, int] | None = None) -> None:
+def _exec_confined(spec: dict, command: list[str], channel: tuple[int, int] | None = None,
+                   dev: list[str] = ()) -> None:
     """Confine, let the supervisor (our parent) take the seccomp listener, exec."""
     try:
-        listener = confine(spec, supervised=channel is not None)
+        listener = confine(spec, supervised=channel is not None, dev=dev)
         if channel is not None:
             tell, taken = channel
             os.write(tell, str(listener).encode())
@@ -168,9 +211,11 @@ def main(argv: list[str]) -> None:
     _limits(spec.get("limits", {}))
     namespaces = spec.get("namespaces", True)  # false inside bubblewrap, which made its own
     supervised = not spec.get("network", False) and spec.get("supervise", False)
+    dev: list[str] = []
     if namespaces:
         _namespaces(spec.get("network", False))
         _protect(spec.get("protected", []))
+        dev = _private_dev()
     if not (namespaces or supervised):
         _exec_confined(spec, command)
     if supervised:
@@ -188,12 +233,13 @@ def main(argv: list[str]) -> None:
         os.close(took)
     _libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     if namespaces:
+        _fresh_proc()
         try:
             _drop_capabilities()
         except BaseException as e:  # noqa: BLE001
             sys.stderr.write(f"coder sandbox: {e}\n")
             os._exit(EXIT_SETUP_FAILED)
-    _exec_confined(spec, command, (tell, taken) if supervised else None)
+    _exec_confined(spec, command, (tell, taken) if supervised else None, dev)
 
 
 if __name__ == "__main__":

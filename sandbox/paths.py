@@ -44,15 +44,28 @@ def _absolute(policy: Policy, path: str) -> Path:
 KERNEL_TREES = (Path("/proc"), Path("/sys"))
 
 
+def denied_by(policy: Policy, real: Path | str) -> Path | None:
+    """The deny-list entry (or kernel tree) covering a real path, else None.
+
+    Lexical: `real` must already be free of symlinks (a resolved path, or one
+    found by a walk that does not follow links, as rg's is).
+    """
+    text = os.fspath(real)
+    for root in (*KERNEL_TREES, *policy.deny_read):
+        r = os.fspath(root)
+        if text == r or text.startswith(r.rstrip("/") + "/"):
+            return root
+    return None
+
+
 def resolve_read(policy: Policy, path: str) -> Path:
     """The real path to read, or PathDenied if the deny list covers it."""
     real = Path(os.path.realpath(_absolute(policy, path)))
-    for tree in KERNEL_TREES:
-        if _within(real, tree):
-            raise PathDenied(f"{path} is under {tree}, a kernel interface the file tools do not open")
-    for denied in policy.deny_read:
-        if _within(real, denied):
-            raise PathDenied(f"reading {path} is not allowed (protected location {denied})")
+    denied = denied_by(policy, real)
+    if denied in KERNEL_TREES:
+        raise PathDenied(f"{path} is under {denied}, a kernel interface the file tools do not open")
+    if denied is not None:
+        raise PathDenied(f"reading {path} is not allowed (protected location {denied})")
     return real
 
 
@@ -120,15 +133,46 @@ def _parent_fd(policy: Policy, path: Path, create: bool) -> int:
     return _walk(root, path.parent.relative_to(root).parts, create)
 
 
+class NotRegularFile(OSError):
+    """The path is a directory, device, pipe or socket: never opened (opening a device can act)."""
+
+    def __init__(self, path: Path, mode: int) -> None:
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (device, pipe or socket)"
+        super().__init__(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, kind, str(path))
+        self.mode = mode
+
+
 def open_file(policy: Policy, path: Path, flags: int = os.O_RDONLY) -> int:
-    """Open a checked real path; fails if any part of it became a symlink since the check."""
+    """Open a checked real path that must be a regular file.
+
+    The type is checked before the open (a device or FIFO is never opened: that alone can have
+    effects), the open itself refuses symlinks and never blocks, and the opened file must be the
+    one that was checked.
+    """
     parent = _parent_fd(policy, path, create=False)
     try:
-        return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise PathDenied(f"{path} became a symlink after it was checked; not opened") from None
-        raise
+        try:
+            before = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise PathDenied(f"{path} became a symlink after it was checked; not opened") from None
+            raise
+        if stat.S_ISLNK(before.st_mode):
+            raise PathDenied(f"{path} became a symlink after it was checked; not opened")
+        if not stat.S_ISREG(before.st_mode):
+            raise NotRegularFile(path, before.st_mode)
+        try:
+            fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise PathDenied(f"{path} became a symlink after it was checked; not opened") from None
+            raise
+        after = os.fstat(fd)
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(after.st_mode):
+            os.close(fd)
+            raise PathDenied(f"{path} was replaced while being opened; not opened")
+        os.set_blocking(fd, True)
+        return fd
     finally:
         os.close(parent)
 

@@ -34,23 +34,22 @@ PROTECTED_NAMES: tuple[str, ...] = (
     ".git", ".hg", ".svn", ".coder",
     ".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".envrc",
 )
-DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096}
+DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096, "memory": 8 << 30}
 
 
 def default_deny_read(home: Path) -> tuple[Path, ...]:
-    """Credential stores the model has no business reading."""
+    """Credential stores the model has no business reading (coder adds its own directories)."""
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    state_home = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
     return (
         home / ".ssh",
         home / ".aws",
         home / ".gnupg",
         home / ".netrc",
+        home / ".git-credentials",
+        home / ".docker" / "config.json",
+        home / ".pypirc",
         config_home / "gcloud",
-        config_home / "coder",
-        data_home / "coder",  # session transcripts
-        state_home / "coder",  # prompt history
+        config_home / "gh" / "hosts.yml",
     )
 
 

@@ -137,6 +137,22 @@ def assert_stopped(path: Path) -> None:
 
 
 CODER = Path(sys.executable).parent / "coder"
+# Set by .ci/run: there, a test that cannot run (no bubblewrap, no tmux) fails the run instead of skipping.
+STRICT = bool(os.environ.get("CODER_CI"))
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test that cannot run on this machine; under .ci/run, fail it."""
+    if STRICT:
+        pytest.fail(f"cannot run under .ci/run: {reason}")
+    pytest.skip(reason)
+
+
+def require_backend(name: str) -> None:
+    from sandbox import backends
+
+    if backends.get(name) is None:
+        unavailable(f"the {name} backend is not available on this machine")
 
 
 @pytest.fixture

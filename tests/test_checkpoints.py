@@ -199,11 +199,15 @@ def test_untracked_files_are_captured_and_ignored_files_left_alone(repo: git.Rep
 
 def test_store_dir_inside_the_workspace_is_not_snapshotted(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
-    cp = Checkpoints(root, "inner", root / ".coder" / "sessions" / "inner")
+    store = root / ".coder" / "sessions" / "inner"
+    cp = Checkpoints(root, "inner", store)
     cp.begin_turn("edit")
     agent_write(cp, root / "a.py", "x\n")
+    (store / "copy-of-something").write_text("session data\n")
     assert cp.end_turn() == ["a.py"]
     assert "?? .coder/" in repo.git.status("--porcelain")  # ours, but never in a checkpoint
+    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/inner")).tree
+    assert [b.path for b in tree.traverse()] == ["a.py", "b.py", "blob.bin"]
     assert cp.undo().restored == ["a.py"]
 
 
@@ -351,7 +355,6 @@ def test_diff_shows_the_agents_change_and_not_the_users(repo: git.Repo, tmp_path
     text = cp.diff()
     assert "a/a.py" in text and "-print('a')" in text and "+print('agent')" in text
     assert "b.py" not in text
-    assert "\x1b[" in cp.diff(color=True)
 
 
 def test_prune_removes_old_checkpoint_refs_only(repo: git.Repo, tmp_path: Path) -> None:

@@ -126,14 +126,6 @@ def test_config_layers_user_project_flags(server, env, workspace: Path):
     assert server.requests[0]["headers"]["x-project-id"] == "p-123"
 
 
-def test_project_config_changing_base_url_is_announced(server, env, workspace: Path):
-    (workspace / ".coder").mkdir()
-    (workspace / ".coder" / "config.toml").write_text(f'base_url = "{server.base_url}"\n')
-    server.add(Reply([message("a")]))
-    r = coder("exec", "hi", env=env, cwd=workspace)
-    assert r.returncode == 0 and "sets base_url" in r.stderr
-
-
 def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: Path):
     beat = workspace / "beat"
     c = call("run_command", {"command": f"{heartbeat(beat)} sleep 60", "timeout_seconds": None, "workdir": None})

@@ -6,6 +6,7 @@ scripted endpoint records exactly what the REPL made the agent send.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, assert_stopped, assert_valid_history, heartbeat
-from tests.scripted_server import Reply, call, message, reasoning
+from tests.conftest import CODER, STRICT, assert_stopped, assert_valid_history, heartbeat
+from tests.scripted_server import Reply, ScriptedServer, call, message, reasoning
 
 TMUX = shutil.which("tmux")
 
-if TMUX is None and os.environ.get("CI"):
+if TMUX is None and (STRICT or os.environ.get("CI")):
     pytest.fail("tmux is needed for the REPL tests (.ci/run installs it)", pytrace=False)
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
@@ -80,14 +81,25 @@ def repl_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "TERM": "xterm-256color", "EDITOR": "true"}
 
 
+def trust(env: dict[str, str], folder: Path) -> None:
+    """What answering "y" to "Trust this folder?" once leaves behind."""
+    path = Path(env["XDG_STATE_HOME"]) / "coder" / "trust.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("folders", {})[str(folder)] = True
+    path.write_text(json.dumps(data))
+
+
 @pytest.fixture
 def start(repl_env, workspace: Path):
     terminals: list[Terminal] = []
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Terminal:
+    def run(*args: str, env: dict[str, str] | None = None, trusted: bool = True, ready: str = r"(?m)^›") -> Terminal:
+        if trusted:
+            trust(env or repl_env, workspace)
         term = Terminal([str(CODER), *args], env or repl_env, workspace)
         terminals.append(term)
-        term.wait_for(r"(?m)^›")
+        term.wait_for(ready)
         return term
 
     yield run
@@ -332,3 +344,65 @@ def test_ctrl_x_ctrl_e_edits_the_message_in_the_editor(server, start, repl_env, 
     term.press("Enter")
     term.wait_for("Got it")
     assert user_texts(server.bodies[0]) == ["typed first written in the editor\nsecond line"]
+
+
+def test_a_new_folder_is_trusted_once_or_opened_read_only(server, start, repl_env, workspace: Path):
+    term = start(trusted=False, ready="Trust this folder")
+    assert str(workspace) in term.screen()
+    term.type("y")
+    term.press("Enter")
+    term.wait_for(r"(?m)^›")
+    assert "sandbox workspace-write" in term.screen()
+    term.close()
+    again = start(trusted=False)  # remembered: no question this time
+    assert "Trust this folder" not in again.screen()
+
+
+def test_an_untrusted_folder_can_be_opened_read_only_or_left(server, start, workspace: Path):
+    term = start(trusted=False, ready="Trust this folder")
+    term.type("r")
+    term.press("Enter")
+    term.wait_for(r"(?m)^›")
+    assert "sandbox read-only" in term.screen()
+    term.close()
+    left = start(trusted=False, ready="Trust this folder")  # read-only is not remembered as trust
+    left.type("n")
+    left.press("Enter")
+    left.wait_for("nothing was started")
+    assert server.requests == []
+
+
+def test_a_project_base_url_is_asked_about_once_and_remembered(server, start, repl_env, workspace: Path):
+    other = ScriptedServer()
+    try:
+        (workspace / ".coder").mkdir()
+        (workspace / ".coder" / "config.toml").write_text(f'base_url = "{other.base_url}"\n')
+        server.add(Reply([message("from your own endpoint")]))
+        term = start(ready="Allow it for this project")
+        assert other.base_url in term.screen() and "API key would be sent there" in term.screen()
+        term.type("n")
+        term.press("Enter")
+        term.wait_for(r"(?m)^›")
+        term.type("hello")
+        term.press("Enter")
+        term.wait_for("from your own endpoint")
+        assert other.requests == []
+        term.close()
+        r = subprocess.run([str(CODER), "exec", "hi"], env=repl_env, cwd=workspace, capture_output=True, text=True,
+                           timeout=60)
+        assert "ignored base_url" in r.stderr and other.requests == []  # the answer holds for exec too
+    finally:
+        other.close()
+
+
+def test_file_completion_runs_nothing_from_the_repository(server, start, workspace: Path, tmp_path: Path):
+    """A repository a command planted in an earlier session is opened as a project: listing its files
+    for completion must not start its fsmonitor."""
+    marker = tmp_path / "fsmonitor-ran"
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    subprocess.run(["git", "-C", str(workspace), "config", "core.fsmonitor", f"touch {marker}; false"], check=True)
+    (workspace / "widget_factory.py").write_text("x = 1\n")
+    term = start()
+    term.type("look at @wfac")
+    term.wait_for(r"widget_factory\.py")
+    assert not marker.exists(), "the repository's fsmonitor ran outside the sandbox"

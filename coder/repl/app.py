@@ -28,6 +28,7 @@ from coder.agent import Agent
 from coder.approvals import prefix
 from coder.events import ApprovalRequest
 from coder.repl import commands
+from coder.repl.ask import choose
 from coder.repl.completion import CoderCompleter, ProjectFiles
 from coder.repl.render import Renderer, Status, show_history
 from coder.sessions import Session
@@ -338,7 +339,7 @@ class Repl:
         self.console.print(Text.assemble(("approval needed: ", "bold yellow"), f"run {where}? ({request.reason})"))
         self.console.print(Text(f"  $ {request.command}", style="bold"))
         pre = prefix(request.command)
-        choice = self._choice(
+        choice = choose(
             f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note, then Enter: ",
             "yand")
         if choice == "y":
@@ -357,20 +358,6 @@ class Repl:
             request.deny()
         verdict = {"y": "approved once", "a": f"approved: `{pre}` allowed for this session"}.get(choice, "denied")
         self.console.print(Text(f"  {verdict}", style="green" if choice in "ya" else "red"))
-
-    def _choice(self, message: str, keys: str) -> str:
-        """One of `keys`, confirmed with Enter: a key typed ahead for the message cannot answer for you."""
-        from prompt_toolkit import prompt
-        from prompt_toolkit.validation import Validator
-
-        valid = Validator.from_callable(
-            lambda text: len(text.strip()) == 1 and text.strip().lower() in keys,
-            error_message=f"type one of: {', '.join(keys)}", move_cursor_to_end=True,
-        )
-        try:
-            return prompt(message, validator=valid, validate_while_typing=False).strip().lower()
-        except (KeyboardInterrupt, EOFError):
-            return "n"
 
     # --- the rest ---
     def shell(self, command: str) -> None:
@@ -401,13 +388,11 @@ class Repl:
         self.console.print(Text(f"bye · resume this session with: coder resume {self.session.id}", style="dim"))
 
 
-def history_path(state_dir: Path, workspace: Path) -> Path:
+def history_path(workspace: Path) -> Path:
     """One history per project, named so a person can tell which is which."""
     import hashlib
 
+    from coder.dirs import history_dir
+
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
-    return state_dir / "history" / f"{workspace.name or 'root'}-{digest}"
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "coder"
+    return history_dir() / f"{workspace.name or 'root'}-{digest}"

@@ -8,6 +8,7 @@ runs in prompt_toolkit's completion thread, so typing never waits for it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -23,20 +24,21 @@ MAX_SHOWN = 50
 
 
 def _list_files(workspace: Path) -> list[str]:
-    try:
-        r = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=workspace, capture_output=True, timeout=20,
-        )
-        if r.returncode == 0:
-            return sorted(set(r.stdout.decode(errors="replace").split("\0")) - {""})[:MAX_FILES]
-    except (OSError, subprocess.TimeoutExpired):
-        pass
+    from coder.git import GitError, Repository
+
+    repo = Repository.find(workspace)
+    if repo is not None:
+        try:
+            return sorted(set(repo.names("ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                                         cwd=workspace)))[:MAX_FILES]
+        except GitError:
+            pass
     from coder.tools.rg import find_rg
+    from sandbox.env import scrub
 
     try:
-        r = subprocess.run([find_rg(), "--files", "--hidden", "--glob", "!.git"], cwd=workspace,
-                           capture_output=True, timeout=20)
+        r = subprocess.run([find_rg(), "--no-config", "--files", "--hidden", "--glob", "!.git"], cwd=workspace,
+                           env=scrub(os.environ), capture_output=True, timeout=20)
     except Exception:  # no rg, a timeout: no completions rather than a broken prompt
         return []
     return sorted(r.stdout.decode(errors="replace").splitlines())[:MAX_FILES]

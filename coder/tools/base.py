@@ -8,6 +8,8 @@ that leave optional keys out, because not every provider enforces strictness.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,20 +42,39 @@ class ToolContext:
     env: Mapping[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     default_timeout: float = 120.0
-    backend: backends.Backend | None = None  # None: chosen from the policy
+    backend: backends.Backend | None = None  # None: chosen from the policy (and backend_choice)
+    backend_choice: str = "auto"  # "auto", or the one backend to use ("landlock", "bwrap")
     before_write: Callable[[Path], None] | None = None  # told of each file a tool is about to change (undo)
+    registry: Path | None = None  # where placeholders in use are recorded (sandbox.placeholders)
 
     def __post_init__(self) -> None:
         if self.backend is None:
-            self.backend = backends.select(self.policy)
+            self.backend = backends.select(self.policy, self.backend_choice)
 
     @property
     def workspace(self) -> Path:
         return self.policy.workspace
 
+    @property
+    def placeholder_registry(self) -> Path:
+        return self.registry or default_registry()
+
     def note_write(self, path: Path) -> None:
         if self.before_write is not None:
             self.before_write(path)
+
+
+def default_registry() -> Path:
+    """Where placeholders are recorded when the caller names no place: a private folder of this user."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"coder-{os.getuid()}" / "placeholders"
+    path.parent.mkdir(exist_ok=True, mode=0o700)
+    path.mkdir(exist_ok=True, mode=0o700)
+    owner = path.parent.lstat()
+    if owner.st_uid != os.getuid() or not stat.S_ISDIR(owner.st_mode) or owner.st_mode & 0o077:
+        raise OSError(f"{path.parent} is not a private folder of this user")
+    return path
 
 
 @dataclass(frozen=True)

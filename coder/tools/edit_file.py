@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.tools.base import Output, Param, Tool, ToolContext, ToolError, file_diff
-from sandbox.paths import atomic_write, display, open_file, resolve_write
+from sandbox.paths import NotRegularFile, atomic_write, display, open_file, resolve_write
 
 CONTEXT_LINES = 2
 SNIPPET_MAX_LINES = 60
@@ -221,13 +221,12 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
             "old_string is empty; give the exact text to replace (to create or rewrite a whole file use write_file)"
         )
     try:
-        fd = open_file(ctx.policy, path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = open_file(ctx.policy, path)
     except (FileNotFoundError, NotADirectoryError):
         raise ToolError(f"{shown} does not exist; use write_file to create it") from None
+    except NotRegularFile:
+        raise ToolError(f"{shown} is not a regular file; edit_file only edits files") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise ToolError(f"{shown} is not a regular file; edit_file only edits files")
     with os.fdopen(fd, "rb") as f:
         raw = f.read()
     doc = _decode(raw)

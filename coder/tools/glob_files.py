@@ -32,12 +32,14 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if not real.is_dir():
         raise ToolError(f"{shown} is a file, not a directory; give the folder to search in")
 
-    argv = ["--files", *rg.base_args(policy, real), "--glob", pattern, "--", str(real)]
+    argv = ["--files", *rg.base_args(policy, real, [pattern]), "--", str(real)]
     # Keep the MAX_RESULTS smallest keys (-mtime, path): a max-heap via negation.
     heap: list[tuple[float, str, str]] = []
     total = 0
     with rg.RgStream(argv, real, timeout=TIMEOUT, cancel=ctx.cancel) as stream:
         for line in stream:
+            if not rg.allowed(policy, line):
+                continue
             try:
                 mtime = os.stat(line).st_mtime
             except OSError:

@@ -17,6 +17,7 @@ from typing import Any
 from coder.tools import rg
 from coder.tools.base import Param, Tool, ToolContext, ToolError
 from coder.tools.pathhints import resolve_existing
+from sandbox.policy import Policy
 
 DEFAULT_DEPTH = 2
 MAX_DEPTH = 10
@@ -53,10 +54,10 @@ def _add_file(root: _Dir, parts: tuple[str, ...], depth: int) -> int:
     return new
 
 
-def _empty_tree(path: Path, budget: list[int]) -> _Dir | None:
+def _empty_tree(path: Path, budget: list[int], policy: Policy) -> _Dir | None:
     """A _Dir for `path` if it holds no files at all (only empty folders), else None."""
     budget[0] -= 1
-    if budget[0] < 0:
+    if budget[0] < 0 or not rg.allowed(policy, str(path)):
         return None
     node = _Dir()
     try:
@@ -69,14 +70,14 @@ def _empty_tree(path: Path, budget: list[int]) -> _Dir | None:
             continue
         if not entry.is_dir(follow_symlinks=False):
             return None
-        sub = _empty_tree(Path(entry.path), budget)
+        sub = _empty_tree(Path(entry.path), budget, policy)
         if sub is None:
             return None
         node.children[entry.name] = sub
     return node
 
 
-def _add_unlisted(node: _Dir, path: Path, level: int, depth: int, denied: set[Path]) -> None:
+def _add_unlisted(node: _Dir, path: Path, level: int, depth: int, policy: Policy) -> None:
     """Add the empty folders and symlinks rg does not list, in folders that are expanded."""
     if level >= depth:
         return
@@ -87,7 +88,7 @@ def _add_unlisted(node: _Dir, path: Path, level: int, depth: int, denied: set[Pa
         return
     for entry in entries:
         name = entry.name
-        if name in node.children or name in rg.VCS_NAMES or Path(entry.path) in denied:
+        if name in node.children or name in rg.VCS_NAMES or not rg.allowed(policy, entry.path):
             continue
         if entry.is_symlink():
             try:
@@ -95,12 +96,12 @@ def _add_unlisted(node: _Dir, path: Path, level: int, depth: int, denied: set[Pa
             except OSError:
                 pass
         elif entry.is_dir(follow_symlinks=False):
-            empty = _empty_tree(Path(entry.path), [EMPTY_SCAN_BUDGET])
+            empty = _empty_tree(Path(entry.path), [EMPTY_SCAN_BUDGET], policy)
             if empty is not None:
                 node.children[name] = empty
     for name, child in node.children.items():
         if isinstance(child, _Dir):
-            _add_unlisted(child, path / name, level + 1, depth, denied)
+            _add_unlisted(child, path / name, level + 1, depth, policy)
 
 
 def _render(node: _Dir, level: int, depth: int) -> Iterator[str]:
@@ -133,6 +134,8 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     argv = ["--files", *rg.base_args(policy, real), "--", str(real)]
     with rg.RgStream(argv, real, timeout=TIMEOUT, cancel=ctx.cancel) as stream:
         for line in stream:
+            if not rg.allowed(policy, line):
+                continue
             rel = rg.strip_prefix(line, real)
             nodes += _add_file(tree, tuple(rel.split(os.sep)), depth)
             if nodes > MAX_NODES:
@@ -140,7 +143,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
                 break
     if stream.returncode == 2 and not tree.children and stream.stderr.strip():
         raise ToolError(f"cannot list {shown}: {stream.stderr.strip().splitlines()[0]}")
-    _add_unlisted(tree, real, 0, depth, set(policy.deny_read))
+    _add_unlisted(tree, real, 0, depth, policy)
 
     if not tree.children:
         return f"{shown} is empty (files ignored by .gitignore and VCS folders are not listed)"

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from coder.tools.base import ToolError
-from sandbox.paths import display, resolve_read
+from sandbox.paths import denied_by, display, resolve_read
 from sandbox.policy import Policy
 
 MAX_NAMES = 10_000  # names scanned in the parent directory
@@ -24,8 +24,8 @@ def _nearest_existing(real: Path) -> tuple[Path, str] | None:
     return None
 
 
-def suggestions(real: Path) -> list[Path]:
-    """Existing paths whose names are close to the first missing component of `real`."""
+def suggestions(real: Path, policy: Policy | None = None) -> list[Path]:
+    """Existing paths whose names are close to the first missing component of `real` (never a denied one)."""
     found = _nearest_existing(real)
     if found is None:
         return []
@@ -39,6 +39,8 @@ def suggestions(real: Path) -> list[Path]:
                 names.setdefault(entry.name.lower(), entry.name)
     except OSError:
         return []
+    if policy is not None:
+        names = {k: v for k, v in names.items() if denied_by(policy, parent / v) is None}
     close = difflib.get_close_matches(wanted.lower(), list(names), n=MAX_SUGGESTIONS, cutoff=0.6)
     return [parent / names[c] for c in close]
 
@@ -46,7 +48,7 @@ def suggestions(real: Path) -> list[Path]:
 def missing_path_message(policy: Policy, path_str: str, real: Path) -> str:
     """`No such file or directory: X`, plus up to five near names that do exist."""
     msg = f"No such file or directory: {display(policy, real)}"
-    near = suggestions(real)
+    near = suggestions(real, policy)
     if near:
         msg += "\nDid you mean: " + ", ".join(display(policy, p) for p in near) + "?"
     return msg

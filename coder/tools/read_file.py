@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from coder.tools.base import MAX_OUTPUT_CHARS, Param, Tool, ToolContext, ToolError
 from coder.tools.pathhints import missing_path_message
-from sandbox.paths import display, open_file, resolve_read
+from sandbox.paths import NotRegularFile, display, open_file, resolve_read
 
 DEFAULT_LIMIT = 2000
 MAX_LIMIT = 5000
@@ -89,19 +89,18 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     limit = min(limit, MAX_LIMIT)
 
     try:
-        fd = open_file(policy, real, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        fd = open_file(policy, real)
     except (FileNotFoundError, NotADirectoryError):
         raise ToolError(missing_path_message(policy, args["path"], real)) from None
+    except NotRegularFile as e:
+        if stat.S_ISDIR(e.mode):
+            raise ToolError(f"{shown} is a directory, not a file; use list_dir to see its contents") from None
+        raise ToolError(f"{shown} is not a regular file (device, pipe or socket); not read") from None
     except PermissionError:
         raise ToolError(f"permission denied: cannot read {shown}") from None
-    except OSError as e:  # a socket, say (ENXIO)
+    except OSError as e:
         raise ToolError(f"{shown} cannot be opened: {e.strerror}") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ToolError(f"{shown} is a directory, not a file; use list_dir to see its contents")
-        raise ToolError(f"{shown} is not a regular file (device, pipe or socket); not read")
     with os.fdopen(fd, "rb") as f:
         if st.st_size == 0:
             return f"{shown} is empty (0 bytes)"

@@ -17,11 +17,13 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from coder.tools.base import ToolError
+from sandbox.env import scrub
+from sandbox.paths import denied_by
 from sandbox.policy import Policy
 
 # Respect .gitignore/.ignore even outside a git repository, show hidden files
@@ -86,9 +88,20 @@ def deny_globs(policy: Policy, cwd: Path) -> list[str]:
     return out
 
 
-def base_args(policy: Policy, cwd: Path) -> list[str]:
-    """Flags every tool passes: ignore handling, no colour, deny-list exclusions."""
-    return [*IGNORE_FLAGS, "--color", "never", *deny_globs(policy, cwd)]
+def base_args(policy: Policy, cwd: Path, globs: Sequence[str] = ()) -> list[str]:
+    """Flags every tool passes: ignore handling, no colour, the model's globs, then the deny-list
+    exclusions (rg lets a later glob override an earlier one, so ours come last).
+
+    The exclusions only spare rg the walk: a glob can be outwitted, so every path rg reports
+    is checked again with `allowed`.
+    """
+    model = [arg for g in globs for arg in ("--glob", g)]
+    return [*IGNORE_FLAGS, "--color", "never", *model, *deny_globs(policy, cwd)]
+
+
+def allowed(policy: Policy, path: str) -> bool:
+    """Whether a path rg reported may be shown (rg walks without following links: paths are real)."""
+    return denied_by(policy, path) is None
 
 
 def strip_prefix(line: str, root: Path) -> str:
@@ -127,6 +140,7 @@ class RgStream:
         self.proc = subprocess.Popen(
             self.argv,
             cwd=self.cwd,
+            env=scrub(os.environ),  # rg needs HOME for the global gitignore, never a secret
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -195,11 +209,14 @@ def run_rg(
     timeout: float = 30,
     max_lines: int = 1000,
     cancel: threading.Event | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> RgResult:
-    """Run rg to completion, keeping only the first `max_lines` lines but counting all."""
+    """Run rg to completion, keeping only the first `max_lines` lines (that `keep` accepts) but counting all."""
     res = RgResult()
     with RgStream(args, cwd, timeout, cancel) as stream:
         for line in stream:
+            if keep is not None and not keep(line):
+                continue
             res.total += 1
             if len(res.lines) < max_lines:
                 res.lines.append(line)

@@ -6,14 +6,18 @@ to see what failed. Only a bad workdir is the model's mistake.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from coder.tools.base import Param, Tool, ToolContext, ToolError
-from sandbox import backends, cgroups, process
+from sandbox import backends, cgroups, placeholders, process
 from sandbox.paths import display, resolve_read
 from sandbox.policy import Mode
 
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 3600
+# How programs say an allocation failed (RLIMIT_DATA makes malloc fail; it kills nothing).
+_OUT_OF_MEMORY = re.compile(r"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory|"
+                            r"JavaScript heap out of memory|OutOfMemoryError", re.IGNORECASE)
 
 # Keep tools that would page or prompt from waiting on a terminal nobody sees.
 _EXTRA_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
@@ -57,19 +61,20 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         )
     policy = ctx.policy
 
-    cgroup = cgroups.create(policy.limits["nproc"]) if backend.name in ("landlock", "bwrap") else None
+    cgroup = cgroups.create(policy.limits) if backend.name in ("landlock", "bwrap") else None
 
     def wrap(argv: list[str]) -> list[str]:
         return backends.wrap(backend, policy, argv, policy.limits, cgroup)
 
     env = dict(ctx.env)
     env.update(_EXTRA_ENV)
-    absent = backends.absent_protected(policy) if backend.isolates else []
+    guard = placeholders.hold(backends.absent_protected(backend, policy), ctx.placeholder_registry)
     try:
         result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel, wrap=wrap)
     finally:
+        oom = cgroup is not None and cgroup.oom_killed()
         cgroups.remove(cgroup)
-    removed = backends.remove_created(absent)
+        problems = placeholders.release(guard)
 
     if result.timed_out:
         lines = [f"Command timed out after {_seconds(timeout)} s; its process group was killed."]
@@ -81,13 +86,18 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         lines = [f"Exit code: {result.exit_code}"]
         label = "Output:"
     lines.append(f"Wall time: {result.duration:.2f} s")
+    memory = policy.limits.get("memory", 0) >> 20
+    if oom:
+        lines.append(f"Killed: out of memory (the command may use {memory} MiB in all; [limits] memory_mb)")
+    elif backend.isolates and result.exit_code and _OUT_OF_MEMORY.search(result.output[-4000:]):
+        lines.append(f"Note: this looks like the memory limit ({memory} MiB per process; [limits] memory_mb)")
     if result.output:
         lines.append(label)
         lines.append(result.output.rstrip("\n"))
     else:
         lines.append(f"{label} (none)")
-    for path in removed:
-        lines.append(f"Note: the command created {display(policy, path)}, which is protected; it was removed.")
+    for problem in problems:
+        lines.append(f"Warning: {problem}")
     return "\n".join(lines)
 
 

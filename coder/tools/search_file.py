@@ -27,6 +27,15 @@ def _rg_error(stderr: str) -> str:
     return "\n".join(useful[:6])
 
 
+def _joined(line: str) -> str:
+    """`path NUL 12:text` (a match) or `path NUL 12-text` (context) back to rg's usual `path:12:text`."""
+    path, nul, rest = line.partition("\0")
+    if not nul:
+        return line  # a `--` separator between context groups
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    return path + rest[digits : digits + 1] + rest
+
+
 def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     policy = ctx.policy
     pattern: str = args["pattern"]
@@ -34,28 +43,31 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     real, shown = resolve_existing(policy, path)
     cwd = real if real.is_dir() else real.parent
 
+    glob = args.get("glob")
     argv = [
         "--line-number",
         "--with-filename",
+        "--null",  # path NUL line: the path is read back exactly, to check it against the deny list
         "--no-heading",
         "--max-columns",
         "300",
         "--max-columns-preview",
         "--sort",
         "path",
-        *rg.base_args(policy, cwd),
+        *rg.base_args(policy, cwd, [glob] if glob else []),
     ]
     if args.get("case_insensitive"):
         argv.append("-i")
     context = args.get("context_lines")
     if context:
         argv += ["-C", str(max(0, min(MAX_CONTEXT, context)))]
-    glob = args.get("glob")
-    if glob:
-        argv += ["--glob", glob]
     argv += ["-e", pattern, "--", str(real)]
 
-    res = rg.run_rg(argv, cwd, timeout=TIMEOUT, max_lines=MAX_LINES, cancel=ctx.cancel)
+    def keep(line: str) -> bool:
+        path, nul, _ = line.partition("\0")
+        return not nul or rg.allowed(policy, path)
+
+    res = rg.run_rg(argv, cwd, timeout=TIMEOUT, max_lines=MAX_LINES, cancel=ctx.cancel, keep=keep)
     where = shown + (f" (glob {glob})" if glob else "")
     if res.returncode == 1 and not res.total:
         return f"No matches for /{pattern}/ in {where}"
@@ -73,7 +85,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     out: list[str] = []
     size = 0
     for line in res.lines:
-        line = rg.strip_prefix(line, policy.workspace)
+        line = rg.strip_prefix(_joined(line), policy.workspace)
         if size + len(line) + 1 > BUDGET:
             break
         out.append(line)

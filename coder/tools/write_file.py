@@ -12,7 +12,7 @@ import stat
 from typing import Any
 
 from coder.tools.base import Output, Param, Tool, ToolContext, ToolError, file_diff
-from sandbox.paths import atomic_write, display, open_file, resolve_write
+from sandbox.paths import NotRegularFile, atomic_write, display, open_file, resolve_write
 
 
 def count_lines(text: str) -> int:
@@ -26,16 +26,15 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     shown = display(ctx.policy, path)
     mode = old_text = None
     try:
-        fd = open_file(ctx.policy, path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = open_file(ctx.policy, path)
     except FileNotFoundError:
         pass
+    except NotRegularFile as e:
+        if stat.S_ISDIR(e.mode):
+            raise ToolError(f"{shown} is a directory; give a file path inside it") from None
+        raise ToolError(f"{shown} exists and is not a regular file; refusing to replace it") from None
     else:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise ToolError(f"{shown} is a directory; give a file path inside it")
-            raise ToolError(f"{shown} exists and is not a regular file; refusing to replace it")
         mode = stat.S_IMODE(st.st_mode)
         with os.fdopen(fd, "rb") as f:
             old_text = f.read().decode("utf-8", errors="replace")

@@ -22,16 +22,14 @@ from coder.tools.base import ToolContext
 from coder.tools.run_command import TOOL
 from sandbox import backends
 from sandbox.policy import Mode, Policy
-from tests.conftest import assert_stopped, heartbeat
+from tests.conftest import assert_stopped, heartbeat, require_backend, unavailable
 
 
 
 @pytest.fixture(params=["landlock", "bwrap"])
 def backend(request) -> backends.Backend:
-    found = backends.get(request.param)
-    if found is None:
-        pytest.skip(f"the {request.param} backend is not available on this machine")
-    return found
+    require_backend(request.param)
+    return backends.get(request.param)
 
 
 @pytest.fixture
@@ -119,11 +117,80 @@ class TestWorkspaceWrite:
         assert not (workspace / ".git-moved").exists()
         assert (workspace / ".git" / "HEAD").exists()
 
-    def test_creating_git_where_none_existed(self, sbx: ToolContext, workspace: Path):
-        out = sh(sbx, "git init -q . ; mkdir -p .coder; echo x > .envrc")
-        assert not (workspace / ".git").exists()
-        assert not (workspace / ".coder").exists() and not (workspace / ".envrc").exists()
-        assert "created .git, which is protected; it was removed" in out
+    def test_creating_a_protected_name_where_none_existed_is_refused(self, sbx: ToolContext, workspace: Path):
+        """Every way to bring a .git or .coder into being, including ones a clean-up could not undo."""
+        (workspace / "staged").mkdir()
+        (workspace / "staged" / "config.toml").write_text('base_url = "http://127.0.0.1:9/v1"\n')
+        attack = (
+            "git init -q . ; mkdir -p .coder; echo x > .envrc; mv staged .coder; ln -s staged .git; "
+            "cp -r staged .coder; echo 'gitdir: staged' > .git; mkfifo .bashrc; "
+            "python3 -c \"import os; os.rename('staged', '.coder')\"; "
+            "(mkdir -p .coder/deep; cd .coder && for i in $(seq 300); do mkdir d && cd d; done; chmod 000 .); "
+            "echo done"
+        )
+        out = sh(sbx, attack)
+        assert "done" in out, out
+        for name in (".git", ".coder", ".envrc", ".bashrc"):
+            assert not os.path.lexists(workspace / name), f"{name} exists after the command:\n{out}"
+        assert (workspace / "staged" / "config.toml").exists()
+        assert "Read-only file system" in out or "Device or resource busy" in out, out
+        assert "Warning" not in out  # the placeholders went away without a problem
+
+    def test_placeholders_hold_while_another_command_runs(self, sbx: ToolContext, workspace: Path):
+        """Two commands at once (two sessions): the first to end must not uncover the other's .coder."""
+        done = threading.Event()
+        second: list[str] = []
+
+        def slow() -> None:
+            second.append(sh(sbx, "sleep 1.5; mkdir .coder && echo created-late; git init -q . && echo init-late"))
+            done.set()
+
+        t = threading.Thread(target=slow)
+        t.start()
+        import time
+
+        time.sleep(0.5)
+        sh(sbx, "true")  # ends while the slow one still runs
+        assert os.path.isdir(workspace / ".coder")  # still held for the slow command
+        t.join(20)
+        assert done.is_set() and "created-late" not in second[0] and "init-late" not in second[0], second
+        assert not os.path.lexists(workspace / ".coder") and not os.path.lexists(workspace / ".git")
+
+    def test_no_terminal_of_the_host(self, sbx: ToolContext, workspace: Path):
+        """A pseudo-terminal of coder's (or the user's) is never reachable: no keystrokes to read."""
+        master, slave = os.openpty()
+        name = os.ttyname(slave)
+        try:
+            probe = (
+                "import glob, os\n"
+                f"for path in [{name!r}, '/dev/console', '/dev/tty0', '/dev/ptmx'] + glob.glob('/dev/pts/*'):\n"
+                "    try: fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK); print('opened', path); os.close(fd)\n"
+                "    except OSError as e: print('refused', path, e.strerror)\n"
+                "import pty; m, s = os.openpty(); print('own pty', os.ttyname(s))\n"
+            )
+            (workspace / "probe.py").write_text(probe)
+            out = sh(sbx, "python3 probe.py")
+        finally:
+            os.close(master)
+            os.close(slave)
+        assert f"refused {name}" in out and "opened /dev/console" not in out, out
+        assert not [ln for ln in out.splitlines() if ln.startswith("opened /dev/pts/") and ln != "opened /dev/pts/ptmx"]
+        assert "own pty /dev/pts/" in out  # a pseudo-terminal of its own still works
+
+    def test_host_processes_are_invisible(self, sbx: ToolContext):
+        victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "--password=c4n4ry-pw"])
+        try:
+            out = sh(sbx, "cat /proc/*/cmdline | tr '\\0' ' '; echo; echo processes: $(ls /proc | grep -c '^[0-9]')")
+        finally:
+            victim.kill()
+        assert "c4n4ry-pw" not in out
+        assert int(out.rsplit("processes: ", 1)[1].split()[0]) < 10, out  # the sandbox's own few
+
+    def test_memory_limit(self, sbx: ToolContext, workspace: Path):
+        sbx.policy.limits["memory"] = 256 << 20
+        out = sh(sbx, "python3 -c 'x = bytearray(1 << 30); print(\"allocated\")'")
+        assert "allocated" not in out and "MemoryError" in out
+        assert "memory limit (256 MiB" in out
 
     def test_remount_root_read_write(self, sbx: ToolContext):
         out = sh(sbx, "mount -o remount,rw / ; mount -t tmpfs none /mnt; echo pwned > /etc/coder-remount")
@@ -333,7 +400,7 @@ def test_fork_bomb_is_contained(workspace: Path, backend: backends.Backend):
     from sandbox import cgroups
 
     if os.geteuid() == 0 and not cgroups.available():
-        pytest.skip("running as root without a writable pids cgroup: nothing would contain a fork bomb")
+        unavailable("running as root without a writable pids cgroup: nothing would contain a fork bomb")
     policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=(), limits={"nproc": 64})
     ctx = ToolContext(policy=policy, env={"PATH": "/usr/bin:/bin"}, default_timeout=20, backend=backend)
     before = _process_count()

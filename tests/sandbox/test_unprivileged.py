@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import backends
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -65,10 +66,10 @@ def stage_packages(dest: Path) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="already an ordinary user: the suite itself covers this")
 def test_attacks_fail_when_an_ordinary_user_starts_the_sandbox() -> None:
     if not os.access(SETPRIV, os.X_OK):
-        pytest.skip("setpriv (util-linux) is not installed")
+        unavailable("setpriv (util-linux) is not installed")
     python = interpreter_for_nobody()
     if python is None:
-        pytest.skip(f"no Python {sys.version_info[:2]} that an ordinary user may run")
+        unavailable(f"no Python {sys.version_info[:2]} that an ordinary user may run")
     stage = Path(tempfile.mkdtemp(prefix="coder-nobody-"))
     try:
         stage.chmod(0o755)

@@ -1,0 +1,57 @@
+"""Secrets leave coder's own environment at start-up and live on in memory only.
+
+Every child coder starts (git, ripgrep, the sandboxed commands, an editor)
+inherits the process environment unless told otherwise, and each of those
+spawn sites is one place to forget a scrub. So the command-line program calls
+`seal()` first thing: the API key and every variable that looks like a secret
+(sandbox.env.is_secret) move from `os.environ` into this module, where
+`get()` finds them. The user's own `!command` in the REPL gets them back
+(`user_environment()`): that is the user running their own shell.
+
+Used as a library (`coder.Agent`), nothing is sealed (a library must not
+change its host's environment); every spawn site still passes a scrubbed
+environment of its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sandbox.env import is_secret, scrub
+
+_taken: dict[str, str] = {}
+_sealed = False
+
+
+def seal() -> None:
+    """Move every secret-looking variable out of os.environ."""
+    global _sealed
+    _sealed = True
+    for name, value in list(os.environ.items()):
+        if is_secret(name, value):
+            _taken[name] = os.environ.pop(name)
+
+
+def get(name: str) -> str:
+    """A variable's value ('' when unset); once sealed, reading one takes it out of os.environ too
+    (the API key may live in a variable whose name does not look secret)."""
+    if _sealed and name in os.environ:
+        _taken[name] = os.environ.pop(name)
+    return os.environ.get(name) or _taken.get(name, "")
+
+
+def values() -> list[str]:
+    """Every sealed secret value, for redaction."""
+    return [v for v in _taken.values() if v]
+
+
+def user_environment() -> dict[str, str]:
+    """The environment coder was started with, for the user's own shell commands."""
+    return {**os.environ, **_taken}
+
+
+def child_environment(api_key_env: str, passthrough: tuple[str, ...] = ()) -> dict[str, str]:
+    """What a command the model runs may see: no secrets, but the variables the user passes through
+    on purpose (`env_passthrough`), and never a value holding the API key."""
+    known = [get(api_key_env)] + [v for n, v in _taken.items() if n not in passthrough]
+    return scrub(user_environment(), secret_values=known, passthrough=passthrough)

@@ -1,0 +1,23 @@
+"""One question at the terminal, answered with a letter and Enter.
+
+Used for approvals and for the questions asked before a session starts (trust
+this folder, this project's base_url). The Enter matters: keys typed ahead for
+the agent cannot answer a question by accident.
+"""
+
+from __future__ import annotations
+
+
+def choose(message: str, keys: str, default: str = "n") -> str:
+    """One of `keys` (lower case); Ctrl-C or Ctrl-D answer `default`."""
+    from prompt_toolkit import prompt
+    from prompt_toolkit.validation import Validator
+
+    valid = Validator.from_callable(
+        lambda text: len(text.strip()) == 1 and text.strip().lower() in keys,
+        error_message=f"type one of: {', '.join(keys)}", move_cursor_to_end=True,
+    )
+    try:
+        return prompt(message, validator=valid, validate_while_typing=False).strip().lower()
+    except (KeyboardInterrupt, EOFError):
+        return default
