@@ -75,6 +75,13 @@ def bench_version(runs: int) -> list[float]:
     return times
 
 
+def project_in(home: Path) -> Path:
+    """A project folder inside a scratch home (coder does not take the home folder itself as its workspace)."""
+    project = home / "project"
+    project.mkdir(exist_ok=True)
+    return project
+
+
 def bench_exec_to_endpoint(runs: int, workspace: Path) -> list[float]:
     times = []
     for _ in range(runs):
@@ -82,7 +89,8 @@ def bench_exec_to_endpoint(runs: int, workspace: Path) -> list[float]:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "OPENAI_API_KEY": "sk-bench",
                "OPENAI_BASE_URL": url}
         t0 = time.time()
-        subprocess.run([str(CODER), "exec", "hi"], env=env, cwd=workspace, capture_output=True, check=True)
+        subprocess.run([str(CODER), "exec", "hi"], env=env, cwd=project_in(workspace), capture_output=True,
+                       check=True)
         line = proc.stdout.readline()
         proc.stdin.close()
         proc.wait()
@@ -95,14 +103,18 @@ def bench_repl_first_paint(runs: int, workspace: Path) -> list[float]:
     import pty
     import select
 
+    project = project_in(workspace)
+    state = workspace / ".state"
+    (state / "coder").mkdir(parents=True, exist_ok=True)
+    (state / "coder" / "trust.json").write_text(json.dumps({"folders": {str(project.resolve()): True}}))
     times = []
     for _ in range(runs):
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workspace), "OPENAI_API_KEY": "sk-bench", "TERM": "xterm",
-               "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "XDG_STATE_HOME": str(workspace / ".state")}
+               "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "XDG_STATE_HOME": str(state)}
         t0 = time.perf_counter()
         pid, fd = pty.fork()
         if pid == 0:
-            os.chdir(workspace)
+            os.chdir(project)
             os.execve(str(CODER), [str(CODER)], env)
         seen = b""
         while b"context 0 tokens" not in seen:

@@ -106,7 +106,7 @@ def _one_line(method: Callable[..., Any]) -> Any:
 
 
 MAX_UNTRACKED_BYTES = 10 << 20  # an untracked file larger than this is left out of checkpoints (and said so)
-_RACY_SECONDS = 2  # a file changed this recently may change again within its timestamp's resolution
+_RACY_SECONDS = 0.1  # a file changed this recently may change again within its timestamp's resolution
 
 
 class _Git:
@@ -119,7 +119,10 @@ class _Git:
         rel = workspace.relative_to(self.root).as_posix()
         self.prefix = "" if rel == "." else rel + "/"
         self.ref = REF_ROOT + session_id
-        self.exclude = [str(p.resolve()) for p in exclude]
+        self.base = str(workspace) + "/"
+        self.exclude = [p.resolve().relative_to(workspace).as_posix() for p in exclude
+                        if p.resolve().is_relative_to(workspace) and p.resolve() != workspace]  # workspace-relative
+        self._last: tuple[dict[str, tuple[int, str]] | None, str] = (None, "")  # the last snapshot and its tree
         self.skipped: list[str] = []  # large untracked files left out of the last snapshot
         self._known: dict[str, tuple[tuple[int, ...], int, str]] = {}  # path -> (stat key, mode, blob id)
         self.tip = repo.resolve(self.ref)  # a resumed session
@@ -129,36 +132,36 @@ class _Git:
     def git_dir(self) -> Path:
         return self.repo.git_dir
 
-    def _excluded(self, full: str) -> bool:
-        return any(full == e or full.startswith(e + "/") for e in self.exclude)
-
     def snapshot(self) -> str:
         """The work tree under the workspace as a tree id (workspace-relative paths)."""
         entries: dict[str, tuple[int, str]] = {}
-        tracked: set[str] = set()
-        for line in self.repo.run("ls-files", "-z", "-s", cwd=self.workspace).split(b"\0"):
-            if not line:
-                continue
-            meta, _, name = line.partition(b"\t")
-            mode, oid, _stage = meta.decode().split()
-            rel = os.fsdecode(name)
-            tracked.add(rel)
-            if mode == "160000":  # a submodule: someone's repository, recorded as its commit, never entered
-                entries[rel] = (GITLINK, oid)
-        untracked = self.repo.names("ls-files", "-z", "--others", "--exclude-standard", cwd=self.workspace)
         self.skipped = []
-        for rel in sorted(tracked.union(untracked)):
-            if rel in entries or rel.endswith("/"):  # a gitlink, or a nested repository: left out
+        # One listing: tracked entries come with their mode and id ("100644 <oid> 0\tpath"), untracked
+        # ones as bare paths, a nested repository as "dir/".
+        for line in self.repo.run("ls-files", "-z", "-s", "-c", "-o", "--exclude-standard",
+                                  cwd=self.workspace).split(b"\0"):
+            meta, tab, name = line.partition(b"\t")
+            if not tab:
+                name = meta
+            rel = os.fsdecode(name)
+            if not rel or rel.endswith("/"):  # a nested repository: someone's, never entered
                 continue
-            entry = self._file(rel, rel not in tracked)
+            if tab and meta.startswith(b"160000 "):  # a submodule: recorded as its commit, never entered
+                entries[rel] = (GITLINK, meta.split()[1].decode())
+                continue
+            entry = self._file(rel, untracked=not tab)
             if entry is not None:
                 entries[rel] = entry
-        return self.repo.write_tree(entries)
+        if entries == self._last[0]:
+            return self._last[1]  # nothing moved since the last snapshot
+        tree = self.repo.write_tree(entries)
+        self._last = (entries, tree)
+        return tree
 
     def _file(self, rel: str, untracked: bool) -> tuple[int, str] | None:
-        full = os.path.join(self.workspace, rel)
-        if self._excluded(full):
+        if self.exclude and any(rel == e or rel.startswith(e + "/") for e in self.exclude):
             return None
+        full = self.base + rel
         try:
             st = os.lstat(full)
         except OSError:
@@ -187,14 +190,13 @@ class _Git:
         tree = tree or self.snapshot()
         if tree != self.tip_tree:
             tip = self.repo.commit(tree, [self.tip] if self.tip else [], f"coder checkpoint: {label}")
-            self.repo.run("update-ref", "-m", "coder checkpoint", self.ref, tip)
+            self.repo.set_ref(self.ref, tip, self.tip)
             self.tip, self.tip_tree = tip, tree
         return tree
 
     def changed(self, a: str, b: str) -> list[str]:
         """Workspace-relative paths that differ between two trees (content, mode, created, deleted)."""
-        old, new = self.repo.read_tree(a), self.repo.read_tree(b)
-        return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
+        return self.repo.changed(a, b)
 
     def blobs(self, tree: str, rels: list[str]) -> dict[str, tuple[int, bytes] | None]:
         """(mode, exact bytes) of each of `rels` in `tree`, or None where it was absent."""
@@ -272,7 +274,7 @@ def _read_nofollow(path: str) -> bytes:
 
 def _find_git(workspace: Path, session_id: str, exclude: list[Path]) -> _Git | None:
     """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
-    repo = Repository.find(workspace)
+    repo = Repository.find(workspace)  # a GitError (a repository left behind) is the caller's to report
     if repo is None:
         return None
     try:

@@ -61,7 +61,7 @@ class Config:
     def api_key(self) -> str:
         from coder import credentials
 
-        key = credentials.get(self.api_key_env).strip()
+        key = credentials.take(self.api_key_env).strip()
         if not key:
             raise ConfigError(
                 f"{self.api_key_env} is not set: export {self.api_key_env}=<your API key> "
@@ -241,12 +241,19 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
     """
     notices: list[str] = []
     layers: dict[str, Any] = {}
-    if os.environ.get("OPENAI_BASE_URL"):
-        layers["base_url"] = os.environ["OPENAI_BASE_URL"]
+    from coder import credentials
+
+    if credentials.get("OPENAI_BASE_URL"):  # sealed away if it carries a password
+        layers["base_url"] = credentials.get("OPENAI_BASE_URL")
     if os.environ.get("CODER_MODEL"):
         layers["model"] = os.environ["CODER_MODEL"]
     project_url: tuple[Path, str] | None = None
     for path in (user_config_path(), project_config_path(workspace)):
+        if path.parent.name == ".coder" and _left_behind(path.parent):
+            raise ConfigError(
+                f"{path.parent} was left behind by a command coder could not clean up after; "
+                "look at it, and remove it before starting coder here"
+            )
         data = _check_values(_read_toml(path), str(path))
         if path.parent.name == ".coder":
             for key, forbidden in PROJECT_FORBIDDEN.items():
@@ -272,6 +279,12 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             notices.append(f"ignored base_url = {project_url[1]} from {project_url[0]} (not allowed)")
     cfg = _validated(Config(**layers), "configuration")
     return cfg.with_overrides(**flags), notices
+
+
+def _left_behind(path: Path) -> bool:
+    from coder import trust
+
+    return trust.distrusted(path)
 
 
 def _base_url_allowed(layers: dict[str, Any], path: Path, url: str, decide: BaseURLDecision | None) -> bool:

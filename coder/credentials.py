@@ -24,20 +24,28 @@ _sealed = False
 
 
 def seal() -> None:
-    """Move every secret-looking variable out of os.environ."""
+    """Move every secret-looking variable out of os.environ.
+
+    Proxy settings stay: coder's own connection to the endpoint goes through them (the openai
+    client reads them from the environment). Every spawn site scrubs them out for its child anyway.
+    """
     global _sealed
     _sealed = True
     for name, value in list(os.environ.items()):
-        if is_secret(name, value):
+        if is_secret(name, value) and not name.lower().endswith("_proxy"):
             _taken[name] = os.environ.pop(name)
 
 
 def get(name: str) -> str:
-    """A variable's value ('' when unset); once sealed, reading one takes it out of os.environ too
-    (the API key may live in a variable whose name does not look secret)."""
+    """A variable's value, sealed or not ('' when unset)."""
+    return os.environ.get(name) or _taken.get(name, "")
+
+
+def take(name: str) -> str:
+    """The API key's variable: once sealed, it leaves os.environ even when its name does not look secret."""
     if _sealed and name in os.environ:
         _taken[name] = os.environ.pop(name)
-    return os.environ.get(name) or _taken.get(name, "")
+    return get(name)
 
 
 def values() -> list[str]:

@@ -25,6 +25,7 @@ hostile, and every git call coder makes goes through `Repository`:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
@@ -113,10 +114,15 @@ class Repository:
     common_dir: Path  # where objects and refs live (differs from git_dir in a linked worktree)
     overrides: tuple[str, ...] = ()
     _db: object | None = field(default=None, repr=False)
+    _present: set[str] = field(default_factory=set, repr=False)  # objects known to be in the repository
+    _trees: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict, repr=False)
+    _reftable: bool | None = field(default=None, repr=False)
 
     @classmethod
     def find(cls, start: Path) -> "Repository | None":
-        """The repository holding `start`, or None (none, no git binary, or git refuses it)."""
+        """The repository holding `start`, or None (none, no git binary, or git refuses it).
+
+        Raises GitError for a repository a command left behind (coder.trust.distrusted)."""
         argv = [GIT, "--no-pager", *HARDENING, "rev-parse", "--show-toplevel", "--absolute-git-dir",
                 "--git-common-dir"]
         try:
@@ -127,6 +133,11 @@ class Repository:
         if r.returncode != 0 or len(lines) != 3 or not lines[0]:
             return None
         root, git_dir = Path(lines[0]).resolve(), Path(lines[1]).resolve()
+        from coder import trust
+
+        if trust.distrusted(root / ".git"):
+            raise GitError(f"{root / '.git'} was left behind by a command coder could not clean up after; "
+                           "coder does not use that repository until it is removed")
         common = Path(lines[2]) if os.path.isabs(lines[2]) else start / lines[2]
         repo = cls(root, git_dir, common.resolve())
         listing = repo.run("config", "--list", "-z", "--includes", check=False)
@@ -158,6 +169,35 @@ class Repository:
     def resolve(self, ref: str) -> str:
         """The object a ref names, or "" when it does not exist."""
         return self.text("rev-parse", "-q", "--verify", ref, check=False)
+
+    def set_ref(self, ref: str, oid: str, old: str = "") -> None:
+        """Point `ref` at `oid`, as git does for a loose ref (lock file, then rename), in-process; `old` is
+        what it must still point at (another process moving it meanwhile is an error, not lost work)."""
+        if self._reftable is None:
+            self._reftable = b"reftable" in self.run("config", "--get", "extensions.refStorage", check=False)
+        if self._reftable:
+            self.run("update-ref", ref, oid, *([old] if old else []))
+            return
+        path = self.common_dir / ref
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.with_name(path.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise GitError(f"{ref} is locked ({lock} exists): another git is updating it") from None
+        try:
+            current = path.read_text().strip() if path.exists() else self.resolve(ref)
+            if current != old:
+                raise GitError(f"{ref} moved meanwhile (to {current[:10] or 'nothing'}); not updated")
+            os.write(fd, f"{oid}\n".encode())
+            os.close(fd)
+            fd = -1
+            os.replace(lock, path)
+        finally:
+            if fd != -1:
+                os.close(fd)
+            if lock.exists():
+                lock.unlink()
 
     def branch(self) -> str:
         return self.text("rev-parse", "--abbrev-ref", "HEAD", check=False)
@@ -193,14 +233,29 @@ class Repository:
         return self._db
 
     def store(self, kind: str, data: bytes) -> str:
-        """Write an object (if new) and return its id; git never sees the bytes go in."""
-        from gitdb import IStream
+        """Write an object (if new) and return its id; git never sees the bytes go in.
 
-        return self.db.store(IStream(kind.encode(), len(data), io.BytesIO(data))).hexsha.decode()
+        The id is computed first, so an object the repository has (packed or loose: most of a
+        snapshot's blobs and trees, every turn) costs a lookup, not a write."""
+        oid = hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
+        if oid in self._present:
+            return oid
+        loose = self.common_dir / "objects" / oid[:2] / oid[2:]
+        if not loose.exists() and not self.db.has_object(bytes.fromhex(oid)):
+            from gitdb import IStream
+
+            self.db.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
+        self._present.add(oid)
+        return oid
 
     def read(self, oid: str) -> tuple[str, bytes]:
-        stream = self.db.stream(bytes.fromhex(oid))
-        return stream.type.decode(), stream.read()
+        from gitdb.exc import ODBError
+
+        try:
+            stream = self.db.stream(bytes.fromhex(oid))
+            return stream.type.decode(), stream.read()
+        except (ODBError, ValueError) as e:
+            raise GitError(f"cannot read object {oid or '(none)'} from {self.common_dir}: {type(e).__name__}") from None
 
     def write_tree(self, entries: dict[str, tuple[int, str]]) -> str:
         """A tree (and its subtrees) from {"dir/name": (mode, oid)}; returns the root tree's id."""
@@ -227,22 +282,51 @@ class Repository:
                         for name in sorted(children, key=order) for mode, oid in [children[name]])
         return self.store("tree", body)
 
-    def read_tree(self, oid: str, prefix: str = "") -> dict[str, tuple[int, str]]:
-        """{"dir/name": (mode, oid)} for every non-tree entry below tree `oid`."""
-        out: dict[str, tuple[int, str]] = {}
+    def _entries(self, oid: str) -> dict[str, tuple[int, str]]:
+        """One tree's own entries, {name: (mode, oid)} (trees never change: parsed once)."""
+        cached = self._trees.get(oid)
+        if cached is not None:
+            return cached
         kind, body = self.read(oid)
         if kind != "tree":
             raise GitError(f"{oid} is a {kind}, not a tree")
+        out: dict[str, tuple[int, str]] = {}
         i = 0
         while i < len(body):
             space, nul = body.index(b" ", i), body.index(b"\0", i)
-            mode, name, child = int(body[i:space], 8), os.fsdecode(body[space + 1:nul]), body[nul + 1:nul + 21].hex()
+            out[os.fsdecode(body[space + 1:nul])] = (int(body[i:space], 8), body[nul + 1:nul + 21].hex())
             i = nul + 21
+        self._trees[oid] = out
+        return out
+
+    def read_tree(self, oid: str, prefix: str = "") -> dict[str, tuple[int, str]]:
+        """{"dir/name": (mode, oid)} for every non-tree entry below tree `oid`."""
+        out: dict[str, tuple[int, str]] = {}
+        for name, (mode, child) in self._entries(oid).items():
             if mode == TREE:
                 out.update(self.read_tree(child, f"{prefix}{name}/"))
             else:
                 out[prefix + name] = (mode, child)
         return out
+
+    def changed(self, a: str, b: str, prefix: str = "") -> list[str]:
+        """Paths whose entry differs between trees `a` and `b` ("" is the empty tree); equal subtrees
+        are skipped unread, so a turn that changed one file costs one path through the tree."""
+        if a == b:
+            return []
+        old, new = (self._entries(a) if a else {}), (self._entries(b) if b else {})
+        out: list[str] = []
+        for name in sorted(old.keys() | new.keys()):
+            x, y = old.get(name), new.get(name)
+            if x == y:
+                continue
+            x_tree = x[1] if x and x[0] == TREE else ""
+            y_tree = y[1] if y and y[0] == TREE else ""
+            if x_tree or y_tree:
+                out += self.changed(x_tree, y_tree, f"{prefix}{name}/")
+            if (x and not x_tree) or (y and not y_tree):  # a file on either side (or a file became a folder)
+                out.append(prefix + name)
+        return sorted(out)
 
     def commit(self, tree: str, parents: list[str], message: str) -> str:
         stamp = f"coder <coder@localhost> {int(time.time())} +0000"

@@ -100,12 +100,12 @@ def environment_context(policy: Policy) -> str:
         f"Date: {date.today().isoformat()}",
         f"Sandbox: {policy.mode.value}, network {'on' if policy.network else 'off'}",
     ]
-    repo = Repository.find(ws) if git_root(ws) else None
-    branch = repo.branch() if repo else ""
+    try:
+        repo = Repository.find(ws) if git_root(ws) else None
+        branch = repo.branch() if repo else ""
+        changed = repo.changed_count(ws) if branch else 0
+    except GitError:
+        branch = ""
     if branch:
-        try:
-            changed = repo.changed_count(ws)
-        except GitError:
-            changed = 0
         lines.append(f"Git: branch {branch}, {changed} changed or untracked file{'s' if changed != 1 else ''}")
     return "<environment_context>\n" + "\n".join(lines) + "\n</environment_context>"

@@ -56,6 +56,7 @@ class Guard:
     holder: str
     problems: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # placeholders made for this command
+    suspect: list[Path] = field(default_factory=list)  # left in place, and not coder's to vouch for
 
 
 def _locked(entry: Path):
@@ -86,7 +87,7 @@ def hold(paths: list[Path], registry: Path) -> Guard:
     with _locked(entry):
         data = _load(entry)
         holders = [h for h in data.get("holders", []) if _alive(h)]
-        placed: dict[str, int] = data.get("placed", {})  # path -> inode of the placeholder coder made
+        placed: dict[str, list[int]] = data.get("placed", {})  # path -> identity of the placeholder coder made
         for path in paths:
             if os.path.lexists(path):
                 continue
@@ -98,7 +99,7 @@ def hold(paths: list[Path], registry: Path) -> Guard:
             except OSError as e:
                 guard.problems.append(f"could not reserve {path}: {e.strerror}")
                 continue
-            placed[str(path)] = os.lstat(path).st_ino
+            placed[str(path)] = _identity(os.lstat(path))
             guard.created.append(str(path))
         _save(entry, {"holders": holders + [guard.holder], "placed": placed})
     return guard
@@ -109,19 +110,25 @@ def release(guard: Guard) -> list[str]:
     with _locked(guard.entry):
         data = _load(guard.entry)
         holders = [h for h in data.get("holders", []) if h != guard.holder and _alive(h)]
-        placed: dict[str, int] = data.get("placed", {})
+        placed: dict[str, list[int]] = data.get("placed", {})
         if not holders:
-            for path, inode in list(placed.items()):
-                problem, keep = _remove(Path(path), inode)
+            for path, identity in list(placed.items()):
+                problem, keep = _remove(Path(path), identity)
                 if problem:
                     guard.problems.append(problem)
+                    guard.suspect.append(Path(path))
                 if not keep:
                     del placed[path]
         _save(guard.entry, {"holders": holders, "placed": placed})
     return guard.problems
 
 
-def _remove(path: Path, inode: int) -> tuple[str, bool]:
+def _identity(st: os.stat_result) -> list[int]:
+    """Inode and change time: an inode number alone is reused at once by the next directory made."""
+    return [st.st_ino, st.st_ctime_ns]
+
+
+def _remove(path: Path, identity: list[int]) -> tuple[str, bool]:
     """Remove one placeholder if it is still ours and empty: (what went wrong or "", keep it on record)."""
     try:
         st = os.lstat(path)
@@ -129,7 +136,7 @@ def _remove(path: Path, inode: int) -> tuple[str, bool]:
         return "", False
     except OSError as e:
         return f"could not check placeholder {path}: {e.strerror}", True
-    if st.st_ino != inode or not stat.S_ISDIR(st.st_mode):
+    if _identity(st) != list(identity) or not stat.S_ISDIR(st.st_mode):
         return f"{path} is no longer coder's empty placeholder; it was left in place: check it", False
     try:
         os.rmdir(path)

@@ -27,13 +27,14 @@ class Mode(str, Enum):
         raise ValueError(f"unknown sandbox mode {value!r} (choose one of: {choices})")
 
 
-# Names that stay read-only inside a writable root: version-control internals
-# (hooks and config run code), coder's own project config, and shell start-up
-# files that would run code in the user's next shell.
-PROTECTED_NAMES: tuple[str, ...] = (
-    ".git", ".hg", ".svn", ".coder",
-    ".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".envrc",
-)
+# Names that stay read-only inside a writable root, and that a command may not create there:
+# version-control internals (their hooks and config run code when the user next runs git), coder's
+# own project config, and direnv's `.envrc` (run on entering the folder).
+PROTECTED_NAMES: tuple[str, ...] = (".git", ".hg", ".svn", ".coder", ".envrc")
+# Shell start-up files run code in the user's next shell, but only from the home folder: protected
+# when the workspace is the home folder (which coder takes only when asked to).
+HOME_NAMES: tuple[str, ...] = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile",
+                               ".zshenv")
 DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096, "memory": 8 << 30}
 
 
@@ -83,11 +84,13 @@ class Policy:
         if deny_read is None:
             deny_read = default_deny_read(Path.home())
         real_deny = tuple(Path(os.path.realpath(p)) for p in deny_read)
+        home = Path(os.path.realpath(Path.home()))
         return cls(
             mode=mode,
             workspace=workspace,
             writable_roots=roots,
             deny_read=real_deny,
+            protected_names=PROTECTED_NAMES + (HOME_NAMES if workspace == home else ()),
             network=network or mode is Mode.FULL_ACCESS,
             temp_dir=temp_dir,
             limits={**DEFAULT_LIMITS, **(limits or {})},

@@ -393,3 +393,25 @@ def test_no_placeholder_is_left_behind_and_json_reports_the_backend(server, back
     assert started["sandbox"]["backend"] == backend_env["CODER_TEST_BACKEND"]
     assert ".coder" in outputs(server)[0]  # held while the command ran
     assert sorted(os.listdir(workspace)) == []  # and gone after
+
+
+def test_what_coder_could_not_clean_up_is_said_and_never_trusted(server, env, workspace: Path, attacker):
+    """Someone outside the sandbox fills the .coder placeholder while a command runs: coder cannot
+    remove it, says so in the command's result, and will not load a config from it afterwards."""
+    placeholder = workspace / ".coder"
+
+    def plant() -> None:
+        deadline = time.monotonic() + 20
+        while not placeholder.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        placeholder.chmod(0o755)
+        (placeholder / "config.toml").write_text(f'base_url = "{attacker.url}"\n')
+
+    threading.Thread(target=plant, daemon=True).start()
+    server.add(Reply([rc("sleep 1")]), Reply([message("done")]))
+    r = coder("exec", "wait", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    assert f"Warning: {placeholder} is no longer coder's empty placeholder" in outputs(server)[0]
+    again = coder("exec", "hi", env=env, cwd=workspace)
+    assert again.returncode == 2 and "was left behind by a command" in again.stderr, again.stderr
+    assert attacker.hits == 0

@@ -406,3 +406,19 @@ def test_file_completion_runs_nothing_from_the_repository(server, start, workspa
     term.type("look at @wfac")
     term.wait_for(r"widget_factory\.py")
     assert not marker.exists(), "the repository's fsmonitor ran outside the sandbox"
+
+
+def test_no_child_of_coder_sees_the_key(server, start, repl_env, tmp_path: Path):
+    """coder seals secrets out of its own environment at start-up: the editor it starts sees none."""
+    dump = tmp_path / "editor-env"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f'#!/bin/sh\nenv > {dump}\nprintf "edited\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    env = {**repl_env, "EDITOR": str(editor), "VISUAL": str(editor), "GITHUB_TOKEN": "ghp-like-CANARY",
+           "DATABASE_URL": "postgres://u:CANARY-pw@db/x"}
+    term = start(env=env)
+    term.press("C-x", "C-e")
+    term.wait_for("edited")
+    seen = dump.read_text()
+    assert env["OPENAI_API_KEY"] not in seen and "CANARY" not in seen, seen
+    assert "OPENAI_BASE_URL=" in seen  # not a secret: left as it was

@@ -366,7 +366,11 @@ class Repl:
             self.error("type a command after !, e.g. !git status")
             return
         try:
-            code = subprocess.run(["bash", "-c", command], cwd=self.agent.workspace).returncode
+            from coder import credentials
+
+            # The user's own command, as in their own shell: it gets the environment coder started with.
+            code = subprocess.run(["bash", "-c", command], cwd=self.agent.workspace,
+                                  env=credentials.user_environment()).returncode
         except KeyboardInterrupt:
             code = 130
         except OSError as e:

