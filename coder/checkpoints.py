@@ -22,6 +22,7 @@ edit to a file the agent never touched is not shown as the agent's.
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import hashlib
 import os
@@ -119,7 +120,6 @@ class _Git:
         rel = workspace.relative_to(self.root).as_posix()
         self.prefix = "" if rel == "." else rel + "/"
         self.ref = REF_ROOT + session_id
-        self.base = str(workspace) + "/"
         self.exclude = [p.resolve().relative_to(workspace).as_posix() for p in exclude
                         if p.resolve().is_relative_to(workspace) and p.resolve() != workspace]  # workspace-relative
         self._last: tuple[dict[str, tuple[int, str]] | None, str] = (None, "")  # the last snapshot and its tree
@@ -136,50 +136,66 @@ class _Git:
         """The work tree under the workspace as a tree id (workspace-relative paths)."""
         entries: dict[str, tuple[int, str]] = {}
         self.skipped = []
-        # One listing: tracked entries come with their mode and id ("100644 <oid> 0\tpath"), untracked
-        # ones as bare paths, a nested repository as "dir/".
-        for line in self.repo.run("ls-files", "-z", "-s", "-c", "-o", "--exclude-standard",
-                                  cwd=self.workspace).split(b"\0"):
-            meta, tab, name = line.partition(b"\t")
-            if not tab:
-                name = meta
-            rel = os.fsdecode(name)
-            if not rel or rel.endswith("/"):  # a nested repository: someone's, never entered
-                continue
-            if tab and meta.startswith(b"160000 "):  # a submodule: recorded as its commit, never entered
-                entries[rel] = (GITLINK, meta.split()[1].decode())
-                continue
-            entry = self._file(rel, untracked=not tab)
-            if entry is not None:
-                entries[rel] = entry
+        dirs = _Dirs(self.workspace)
+        try:
+            # One listing: tracked entries come with their mode and id ("100644 <oid> 0\tpath"), untracked
+            # ones as bare paths, a nested repository as "dir/".
+            for line in self.repo.run("ls-files", "-z", "-s", "-c", "-o", "--exclude-standard",
+                                      cwd=self.workspace).split(b"\0"):
+                meta, tab, name = line.partition(b"\t")
+                if not tab:
+                    name = meta
+                rel = os.fsdecode(name)
+                if not rel or rel.endswith("/"):  # a nested repository: someone's, never entered
+                    continue
+                if tab and meta.startswith(b"160000 "):  # a submodule: recorded as its commit, never entered
+                    entries[rel] = (GITLINK, meta.split()[1].decode())
+                    continue
+                entry = self._file(rel, not tab, dirs)
+                if entry is not None:
+                    entries[rel] = entry
+        finally:
+            dirs.close()
         if entries == self._last[0]:
             return self._last[1]  # nothing moved since the last snapshot
         tree = self.repo.write_tree(entries)
         self._last = (entries, tree)
         return tree
 
-    def _file(self, rel: str, untracked: bool) -> tuple[int, str] | None:
+    def _file(self, rel: str, untracked: bool, dirs: "_Dirs") -> tuple[int, str] | None:
         if self.exclude and any(rel == e or rel.startswith(e + "/") for e in self.exclude):
             return None
-        full = self.base + rel
+        parent, _, name = rel.rpartition("/")
         try:
-            st = os.lstat(full)
-        except OSError:
-            return None  # deleted meanwhile
+            # Reached through its folders without following a link: a folder the model swapped for a
+            # symlink (to ~/.ssh, say) leads nowhere, never to a file outside the workspace.
+            where = dirs.fd(parent)
+            st = os.stat(name, dir_fd=where, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in _GONE:
+                return None  # deleted meanwhile, or behind a symlink
+            raise
         key = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         known = self._known.get(rel)
         if known is not None and known[0] == key:
             return known[1], known[2]
-        if stat.S_ISLNK(st.st_mode):
-            mode, data = LINK, os.fsencode(os.readlink(full))
-        elif stat.S_ISREG(st.st_mode):
-            if untracked and st.st_size > MAX_UNTRACKED_BYTES:
-                self.skipped.append(rel)
-                return None
-            mode = EXEC if st.st_mode & 0o100 else BLOB
-            data = _read_nofollow(full)
-        else:
-            return None  # a fifo, socket or device: nothing to keep
+        try:
+            if stat.S_ISLNK(st.st_mode):
+                mode, data = LINK, os.fsencode(os.readlink(name, dir_fd=where))
+            elif stat.S_ISREG(st.st_mode):
+                if untracked and st.st_size > MAX_UNTRACKED_BYTES:
+                    self.skipped.append(rel)
+                    return None
+                mode = EXEC if st.st_mode & 0o100 else BLOB
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=where)
+                with os.fdopen(fd, "rb") as f:
+                    data = f.read()
+            else:
+                return None  # a fifo, socket or device: nothing to keep
+        except OSError as e:
+            if e.errno in _GONE:
+                return None  # changed under us: the next snapshot takes it
+            raise
         oid = self.repo.store("blob", data)
         if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
             self._known[rel] = (key, mode, oid)
@@ -266,10 +282,35 @@ def _run_here(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str
     return r.returncode, r.stdout + r.stderr
 
 
-def _read_nofollow(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
+# A file that vanished, or sits behind a symlink or a file where a folder was: not in the snapshot.
+_GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
+class _Dirs:
+    """Descriptors of a snapshot's folders, each opened from its parent without following a link.
+
+    The listing comes sorted, so only the folders on the way to the current one are kept open."""
+
+    def __init__(self, top: Path) -> None:
+        self._fds = {"": os.open(top, _DIR_FLAGS)}
+
+    def fd(self, rel: str) -> int:
+        found = self._fds.get(rel)
+        if found is None:
+            parent, _, name = rel.rpartition("/")
+            where = self.fd(parent)
+            if len(self._fds) > 64:
+                self._keep_ancestors_of(rel)
+            found = self._fds[rel] = os.open(name, _DIR_FLAGS, dir_fd=where)
+        return found
+
+    def _keep_ancestors_of(self, rel: str) -> None:
+        for d in [d for d in self._fds if d and not rel.startswith(d + "/")]:
+            os.close(self._fds.pop(d))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
 
 
 def _find_git(workspace: Path, session_id: str, exclude: list[Path]) -> _Git | None:
@@ -404,8 +445,14 @@ class Checkpoints:
         else:
             states = {r: None if s.kind == "absent" else (0o120000 if s.kind == "link" else s.mode, s.data())
                       for r, s in turn.saved.items() if r in turn.paths and s.kind != "other"}
-        for fd in (self._walk(rel, create=False) for rel in turn.paths):  # refuse symlinks before any write
-            os.close(fd) if fd is not None else None
+        removed = {r for r, s in states.items() if s is None}
+        for rel in turn.paths:  # refuse symlinks before any write (except one this undo removes first)
+            parts = PurePosixPath(rel).parts
+            if any("/".join(parts[:i]) in removed for i in range(1, len(parts))):
+                continue
+            fd = self._walk(rel, create=False)
+            if fd is not None:
+                os.close(fd)
         for rel in sorted((r for r, s in states.items() if s is None), reverse=True):
             self._remove(rel)
         for rel in sorted(turn.new_dirs, key=len, reverse=True):

@@ -40,8 +40,11 @@ MAX_AGENTS_TOTAL = 64 * 1024
 
 
 def git_root(path: Path) -> Path | None:
+    """The nearest folder holding a repository: a `.git` file, or a `.git` folder with a HEAD (an
+    empty one is a sandbox placeholder, not a repository; git looks past it too)."""
     for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
+        dot_git = candidate / ".git"
+        if dot_git.is_file() or (dot_git / "HEAD").exists():
             return candidate
     return None
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coder.config import ConfigError, workspace_dir
+from coder.config import ConfigError, check_workspace, workspace_dir
 
 INIT_PROMPT = """Survey this repository and write a starter AGENTS.md at its root, for coding agents working here.
 Look before you write: the README, the package or build files (pyproject.toml, package.json, Cargo.toml, go.mod, \
@@ -89,6 +89,7 @@ def init(args: Any) -> int:
     from coder.exec import run_exec
 
     workspace = _workspace(args)
+    check_workspace(workspace, "workspace-write", explicit=getattr(args, "cd", None) is not None)
     target = workspace / "AGENTS.md"
     if target.exists():
         raise ConfigError(f"{target} already exists; edit it, or remove it to have a new one written")

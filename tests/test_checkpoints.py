@@ -381,3 +381,29 @@ def test_errors_are_one_line_checkpoint_errors(tmp_path: Path) -> None:
     cp = make(tmp_path, tmp_path)
     with pytest.raises(CheckpointError, match="git repository"):
         cp.auto_commit("x")
+
+
+def test_a_folder_swapped_for_a_symlink_is_never_read_through(repo: git.Repo, tmp_path: Path) -> None:
+    """The model replaces a tracked folder with a link to a secret place: the checkpoint records the
+    link, never the secret files behind it."""
+    root = ws(repo)
+    (root / "conf").mkdir()
+    (root / "conf" / "id_rsa").write_text("placeholder\n")
+    repo.git.add("-A")
+    repo.git.commit("-m", "conf")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("PRIVATE-KEY-CANARY\n")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("swap")
+    (root / "conf" / "id_rsa").unlink()
+    (root / "conf").rmdir()
+    (root / "conf").symlink_to(secret)
+    assert cp.end_turn() == ["conf", "conf/id_rsa"]
+    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/s1")).tree
+    blobs = [b.data_stream.read() for b in tree.traverse() if b.type == "blob"]
+    assert not any(b"CANARY" in data for data in blobs)
+    assert (tree / "conf").mode == 0o120000
+    assert cp.undo().restored == ["conf", "conf/id_rsa"]
+    assert (root / "conf").is_dir() and (root / "conf" / "id_rsa").read_text() == "placeholder\n"
+    assert (secret / "id_rsa").read_text() == "PRIVATE-KEY-CANARY\n"
