@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from coder.git import BLOB, EXEC, GITLINK, IDENT, LINK, GitError, Repository, environment
+from coder.git import BLOB, EXEC, GITLINK, IDENT, LINK, LIST_TIMEOUT, GitError, Repository, environment
 
 REF_ROOT = "refs/coder/checkpoints/"
 AUTHOR = "coder <coder@localhost>"
@@ -141,7 +141,7 @@ class _Git:
             # One listing: tracked entries come with their mode and id ("100644 <oid> 0\tpath"), untracked
             # ones as bare paths, a nested repository as "dir/".
             for line in self.repo.run("ls-files", "-z", "-s", "-c", "-o", "--exclude-standard",
-                                      cwd=self.workspace).split(b"\0"):
+                                      cwd=self.workspace, timeout=LIST_TIMEOUT).split(b"\0"):
                 meta, tab, name = line.partition(b"\t")
                 if not tab:
                     name = meta
@@ -496,17 +496,15 @@ class Checkpoints:
     def _capture(self, rel: str, copy_name: str | None) -> _State:
         """The fallback's view of one file; with `copy_name`, its bytes are kept under store_dir."""
         self._count += 1
-        path = self.workspace / rel
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        found = self._entry(rel)
+        if found is None:
             return _State("absent")
+        st, data = found
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            return _State("link", 0, hashlib.sha256(os.fsencode(target)).hexdigest(), target=target)
+            target = os.fsdecode(data)
+            return _State("link", 0, hashlib.sha256(data).hexdigest(), target=target)
         if not stat.S_ISREG(st.st_mode):
             return _State("other", stat.S_IFMT(st.st_mode))  # a directory, fifo...: never restored
-        data = path.read_bytes()
         copy = None
         if copy_name is not None:
             copy = self._store / "copies" / f"{self._count}-{copy_name}"
@@ -515,10 +513,31 @@ class Checkpoints:
         return _State("file", stat.S_IMODE(st.st_mode), hashlib.sha256(data).hexdigest(), copy)
 
     def _read(self, rel: str) -> bytes | None:
-        path = self.workspace / rel
-        if path.is_symlink():
-            return os.fsencode(os.readlink(path))
-        return path.read_bytes() if path.is_file() else None
+        found = self._entry(rel)
+        return None if found is None or not (stat.S_ISREG(found[0].st_mode) or stat.S_ISLNK(found[0].st_mode)) \
+            else found[1]
+
+    def _entry(self, rel: str) -> tuple[os.stat_result, bytes] | None:
+        """A path's stat and bytes (a link's target), reached without following a link on the way; None if
+        it is missing or behind a symlink (never a file outside the workspace)."""
+        parent, _, name = rel.rpartition("/")
+        dirs = _Dirs(self.workspace)
+        try:
+            where = dirs.fd(parent)
+            st = os.stat(name, dir_fd=where, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                return st, os.fsencode(os.readlink(name, dir_fd=where))
+            if not stat.S_ISREG(st.st_mode):
+                return st, b""
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=where)
+            with os.fdopen(fd, "rb") as f:
+                return st, f.read()
+        except OSError as e:
+            if e.errno in _GONE:
+                return None
+            raise
+        finally:
+            dirs.close()
 
     def _walk(self, rel: str, create: bool) -> int | None:
         """The directory holding `rel`, reached from the workspace without following a symlink (None: missing)."""

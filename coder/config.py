@@ -20,6 +20,7 @@ DEFAULT_MODEL = "gpt-5.3-codex"
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
+APPROVALS = ("never", "on-request", "untrusted")
 
 
 class ConfigError(Exception):
@@ -108,14 +109,20 @@ BACKENDS = ("auto", "landlock", "bwrap")
 # A cloned repository's own config (or one a command planted) must not loosen the sandbox, hand secrets
 # to commands, or pick which secret becomes the API key. Its base_url is asked about (see load_config)
 # and its limits can only tighten yours.
-PROJECT_FORBIDDEN = {
-    "api_key_env": lambda v: True,
-    "sandbox": lambda v: v == "full-access",
-    "network": lambda v: v is True,
-    "auto_commit": lambda v: v is True,
-    "env_passthrough": lambda v: True,
-    "allowed_base_urls": lambda v: True,
-    "sandbox_backend": lambda v: True,
+_LOOSENESS = {"read-only": 0, "workspace-write": 1, "full-access": 2}
+PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (value, the user's settings so far)
+    "api_key_env": lambda v, user: True,
+    "sandbox": lambda v, user: _LOOSENESS[v] > min(1, _LOOSENESS[user.get("sandbox", "workspace-write")]),
+    "approval": lambda v, user: "approval" in user and v not in (user["approval"], "untrusted"),
+    "network": lambda v, user: v is True,
+    "auto_commit": lambda v, user: v is True,
+    "store": lambda v, user: v is True,  # keeping your conversations is your decision
+    "background": lambda v, user: v is True,
+    "extra_headers": lambda v, user: True,  # an Authorization or OpenAI-Project header moves your session
+    "extra_body": lambda v, user: True,  # to another account; a body field could too
+    "env_passthrough": lambda v, user: True,
+    "allowed_base_urls": lambda v, user: True,
+    "sandbox_backend": lambda v, user: True,
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
 _IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
@@ -183,8 +190,8 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
     if cfg.sandbox_backend not in BACKENDS:
         raise bad(f"sandbox_backend must be one of {', '.join(BACKENDS)}, got {cfg.sandbox_backend!r}")
-    if cfg.approval not in (None, "never", "on-request", "untrusted"):
-        raise bad(f"approval must be one of never, on-request, untrusted, got {cfg.approval!r}")
+    if cfg.approval not in (None, *APPROVALS):
+        raise bad(f"approval must be one of {', '.join(APPROVALS)}, got {cfg.approval!r}")
     if cfg.max_turns < 1:
         raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")
     if cfg.timeout <= 0 or cfg.command_timeout <= 0:
@@ -207,8 +214,8 @@ def check_workspace(workspace: Path, sandbox: str, explicit: bool) -> None:
     if sandbox != "workspace-write" or explicit:
         return
     home = Path(os.path.realpath(Path.home()))
-    if workspace in (Path("/"), home):
-        what = "your home directory" if workspace == home else "the root directory"
+    if workspace == Path("/") or workspace == home or workspace in home.parents:
+        what = {home: "your home directory", Path("/"): "the root directory"}.get(workspace, "a folder above your home")
         raise ConfigError(
             f"not starting in {what} ({workspace}): all of it would be writable to the agent; "
             f"cd into a project, pass -C {workspace} to mean it, or use --sandbox read-only"
@@ -256,11 +263,14 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             )
         data = _check_values(_read_toml(path), str(path))
         if path.parent.name == ".coder":
+            for key in ("sandbox", "approval"):
+                if key in data:
+                    _check_choice(key, data[key], path)
             for key, forbidden in PROJECT_FORBIDDEN.items():
-                if key in data and forbidden(data[key]):
+                if key in data and forbidden(data[key], layers):
                     raise ConfigError(
-                        f"{path}: {key} = {data[key]!r} is not allowed in a project's config; "
-                        "set it in your user config or with a flag"
+                        f"{path}: {key} = {data[key]!r} is not allowed in a project's config (it may only make "
+                        "your settings stricter); set it in your user config or with a flag"
                     )
             if "base_url" in data:
                 project_url = (path, data.pop("base_url"))
@@ -279,6 +289,13 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             notices.append(f"ignored base_url = {project_url[1]} from {project_url[0]} (not allowed)")
     cfg = _validated(Config(**layers), "configuration")
     return cfg.with_overrides(**flags), notices
+
+
+def _check_choice(key: str, value: Any, path: Path) -> None:
+    """A choice setting checked before it is compared (one clear line for a typo, not a KeyError)."""
+    choices = SANDBOX_MODES if key == "sandbox" else APPROVALS
+    if value not in choices:
+        raise ConfigError(f"{path}: {key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _left_behind(path: Path) -> bool:

@@ -102,14 +102,34 @@ def progress_renderer(err: TextIO) -> Callable[[Event], None]:
 
 
 def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
-    """Non-terminal stderr: only what went wrong, one line each."""
+    """Non-terminal stderr: only what went wrong or must be known, one line each."""
 
     def render(event: Event) -> None:
         if isinstance(event, Error):
             err.write(f"coder: error: {event.message}\n")
             err.flush()
+        elif isinstance(event, Notice):
+            err.write(f"coder: note: {event.message}\n")
+            err.flush()
 
     return render
+
+
+def _stop_on_hangup() -> list[int]:
+    """SIGTERM and SIGHUP stop the run the way Ctrl-C does (commands killed, calls answered, placeholders
+    released); the list gets the signal's number, for the exit status."""
+    import signal
+
+    stopped: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stopped:
+            stopped.append(signum)
+            raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    return stopped
 
 
 def run_exec(args: Any) -> int:
@@ -163,6 +183,7 @@ def run_exec(args: Any) -> int:
             "Rerun with --sandbox full-access to run them without isolation.\n"
         )
     done: TurnDone | None = None
+    stopped_by = _stop_on_hangup()
     events = session.run(prompt)
     try:
         started = agent.started_event()
@@ -175,7 +196,7 @@ def run_exec(args: Any) -> int:
     except KeyboardInterrupt:
         events.close()  # answers open calls, kills running commands, records the checkpoint
         render(Error("interrupted"))
-        return EXIT_INTERRUPTED
+        return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     finally:
         session.close()
     assert done is not None

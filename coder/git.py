@@ -54,6 +54,7 @@ IDENT = {"GIT_AUTHOR_NAME": "coder", "GIT_AUTHOR_EMAIL": "coder@localhost",
          "GIT_COMMITTER_NAME": "coder", "GIT_COMMITTER_EMAIL": "coder@localhost"}
 TREE, BLOB, LINK, EXEC, GITLINK = 0o40000, 0o100644, 0o120000, 0o100755, 0o160000
 TIMEOUT = 120
+LIST_TIMEOUT = 20  # listing the work tree: a turn must not wait longer for its checkpoint
 
 
 class GitError(Exception):
@@ -70,11 +71,16 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def _run(argv: list[str], cwd: Path, env: dict[str, str], stdin: bytes | None = None,
+         timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, cwd=cwd, env=env, input=stdin or b"", capture_output=True, timeout=TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise GitError(f"git {argv[argv.index('--no-pager') + 1] if '--no-pager' in argv else ''} failed: {e}") from None
+        return subprocess.run(argv, cwd=cwd, env=env, input=stdin or b"", capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # A FIFO named .gitignore, or a file system that hangs, can hold git forever.
+        raise GitError(f"git did not finish in {timeout:g} s (a FIFO in the work tree, or a hung file system?)"
+                       ) from None
+    except OSError as e:
+        raise GitError(f"git could not be run: {e.strerror}") from None
 
 
 def _first_line(r: subprocess.CompletedProcess) -> str:
@@ -150,9 +156,9 @@ class Repository:
                 f"--work-tree={self.root}", *args]
 
     def run(self, *args: str, env: dict[str, str] | None = None, check: bool = True, stdin: bytes | None = None,
-            cwd: Path | None = None) -> bytes:
+            cwd: Path | None = None, timeout: float = TIMEOUT) -> bytes:
         """git's stdout; a failure is a GitError (or b"" when not `check`)."""
-        r = _run(self.command(*args), cwd or self.root, environment(env), stdin)
+        r = _run(self.command(*args), cwd or self.root, environment(env), stdin, timeout)
         if r.returncode != 0:
             if check:
                 raise GitError(f"git {args[0]} failed: {_first_line(r)}")

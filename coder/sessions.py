@@ -77,8 +77,13 @@ class Session:
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
         self._checkpointing = False  # whether the running turn has a checkpoint to end
         agent.conversation.on_append = self._record_item
+        agent.tool_ctx.on_warning = self._warn
         if self.checkpoints is not None:
             agent.tool_ctx.before_write = self._note_write
+
+    def _warn(self, message: str) -> None:
+        """Something the user must hear of, from inside a tool call: shown when the turn ends."""
+        self._later.append(message)
 
     def _note_write(self, path: Path) -> None:
         """A file tool is about to write `path`; a checkpoint problem must never stop the write."""
@@ -220,10 +225,14 @@ class Session:
         commit_policy = replace(
             policy, writable_roots=(*policy.writable_roots, git_dir),
             protected_names=tuple(n for n in policy.protected_names if n != ".git"),
-            protected_paths=(git_dir / "hooks", git_dir / "config", git_dir / "modules", git_dir / "info"),
+            protected_paths=(*policy.protected_paths, git_dir / "hooks", git_dir / "config", git_dir / "modules",
+                             git_dir / "info"),
         )
-        guard = placeholders.hold(backends.absent_protected(backend, commit_policy),
-                                  self.agent.tool_ctx.placeholder_registry)
+        try:
+            guard = placeholders.hold(backends.guarded_paths(backend, commit_policy),
+                                      self.agent.tool_ctx.placeholder_registry)
+        except placeholders.Unavailable as e:
+            return 1, f"the commit was not run: {e.strerror}"
         try:
             result = process.run(shlex.join(argv), cwd=cwd, env={**self.agent.tool_ctx.env, **env}, timeout=300,
                                  wrap=lambda a: backends.wrap(backend, commit_policy, a, policy.limits))

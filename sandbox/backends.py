@@ -192,12 +192,14 @@ def bwrap_args(policy: Policy) -> list[str]:
     return args
 
 
-def absent_protected(backend: Backend, policy: Policy) -> list[Path]:
-    """Protected paths that do not exist yet, which a mount cannot cover: they need placeholders
-    (sandbox.placeholders). sandbox-exec denies by path, existing or not, and needs none; nor does
-    the private temp directory, which nothing reads after the session."""
+def guarded_paths(backend: Backend, policy: Policy) -> list[Path]:
+    """Protected paths a command's run must hold (sandbox.placeholders): the absent ones, which a mount
+    cannot cover until a placeholder stands there, and the directories, which may be another command's
+    placeholders. sandbox-exec denies by path, existing or not, and needs none; nor does the private
+    temp directory, which nothing reads after the session."""
     if backend.name not in ("landlock", "bwrap"):
         return []
     temp = str(policy.temp_dir) if policy.temp_dir else None
     return [Path(p) for p in protected_paths(policy)
-            if not os.path.lexists(p) and not (temp and (p == temp or p.startswith(temp + "/")))]
+            if (not os.path.lexists(p) or os.path.isdir(p) and not os.path.islink(p))
+            and not (temp and (p == temp or p.startswith(temp + "/")))]

@@ -1,12 +1,14 @@
 """The environment a command sees: the user's, minus anything that looks like a secret.
 
-A variable is left out when its name says it holds a secret (`*KEY*`, `*TOKEN*`,
-`*SECRET*`, `*PASSWORD*`, `*CREDENTIAL*`, `*PRIVATE*`, or a word such as `PAT`,
-`AUTH`, `PASS`, `DSN` between underscores), or when its value looks like one
-whatever the name: it contains a known secret (the API key), a URL carrying a
-password, an `Authorization`-style value, a private key, a JWT, or a token in
-the formats of the common providers. A variable named in `passthrough` is kept
-anyway (the user's explicit choice), except one holding a known secret.
+A variable is left out when a word of its name (split at `_`) says it holds a
+secret (`OPENAI_API_KEY`, `GHTOKEN`, `DB_PASSWORD`, `PGPASS`, `GITHUB_PAT`,
+`OPENAI_AUTH`, `SENTRY_DSN`, ...), or when its value looks like one whatever
+the name: it contains a known secret
+(the API key), a URL carrying a password, an `Authorization`-style value, a
+private key, a JWT, or a token in the formats of the common providers. Search
+paths (`PATH`, `PYTHONPATH`, ...) are not judged by their value: a folder name
+is not a secret. A variable named in `passthrough` is kept anyway (the user's
+explicit choice), except one holding a known secret.
 """
 
 from __future__ import annotations
@@ -14,21 +16,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-# Substrings of variable names that mark a secret (matched case-insensitively).
-SECRET_MARKERS: tuple[str, ...] = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
-# Whole words of a name (split on "_") that mark a secret: GITHUB_PAT, OPENAI_AUTH, PGPASS, SENTRY_DSN.
-SECRET_WORDS = frozenset({"PAT", "AUTH", "AUTHORIZATION", "PASS", "PGPASS", "DSN", "COOKIE", "JWT", "BEARER"})
-# Names that match a marker but hold no secret.
-NOT_SECRET = frozenset({"SSH_AUTH_SOCK", "KEYTIMEOUT"})
+# How a name says it holds a secret, judged word by word (split at "_"):
+_ANYWHERE = ("SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "APIKEY", "PRIVKEY", "ACCESSKEY")  # GH_CLIENTSECRET
+_AT_THE_END = ("KEY", "KEYS", "TOKEN", "TOKENS", "PASS", "PWD", "AUTH", "DSN")  # SSHKEY, GHTOKEN, PGPASS
+_WHOLE = ("PAT", "PRIVATE", "CREDS", "COOKIE", "JWT", "BEARER", "AUTHORIZATION")  # GITHUB_PAT, not COMPAT
+# Names that match but hold no secret.
+NOT_SECRET = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_TTY", "XAUTHORITY"})
 
 _SECRET_VALUE = re.compile(
-    r"[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@"  # a URL with a password: postgres://user:pass@host
-    r"|\b(?:bearer|basic|token)\s+[\w.~+/=-]{8,}"  # an Authorization header value
+    r"(?i:[a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]+@"  # a URL with a password: postgres://user:pass@host
+    r"|\b(?i:bearer|basic|token)\s+[\w.~+/=-]{8,}"  # an Authorization header value
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\."  # a JWT
-    r"|\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{20,}|glpat-[\w-]{20,}|xox[abposr]-[\w-]{10,}"
-    r"|sk-[\w-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[\w-]{35}|npm_[A-Za-z0-9]{36})",
-    re.IGNORECASE,
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{40,}|glpat-[\w-]{20}|xox[abposr]-[\w-]{10,}"
+    r"|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[\w-]{35}|npm_[A-Za-z0-9]{36})\b"
 )
 
 
@@ -36,7 +37,8 @@ def is_secret_name(name: str) -> bool:
     upper = name.upper()
     if upper in NOT_SECRET:
         return False
-    return any(marker in upper for marker in SECRET_MARKERS) or not SECRET_WORDS.isdisjoint(upper.split("_"))
+    return any(word in _WHOLE or word.endswith(_AT_THE_END) or any(m in word for m in _ANYWHERE)
+               for word in upper.split("_"))
 
 
 def looks_secret(value: str) -> bool:
@@ -44,7 +46,9 @@ def looks_secret(value: str) -> bool:
 
 
 def is_secret(name: str, value: str) -> bool:
-    return is_secret_name(name) or looks_secret(value)
+    if is_secret_name(name):
+        return True
+    return not name.upper().endswith(("PATH", "DIRS")) and looks_secret(value)
 
 
 def scrub(env: Mapping[str, str], secret_values: Iterable[str] = (), passthrough: Iterable[str] = ()) -> dict[str, str]:

@@ -33,6 +33,8 @@ def profile(policy: Policy) -> str:
         lines.append(f"(allow file-write* (subpath {_quote(root)}))")
         for name in policy.protected_names:
             lines.append(f"(deny file-write* (subpath {_quote(root / name)}))")
+    for path in policy.protected_paths:
+        lines.append(f"(deny file-write* (subpath {_quote(path)}))")
     if policy.network:
         lines.append("(allow network*)")
     return "\n".join(lines) + "\n"

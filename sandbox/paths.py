@@ -83,6 +83,9 @@ def resolve_write(policy: Policy, path: str) -> Path:
     for part in real.relative_to(root).parts:
         if part in policy.protected_names:
             raise PathDenied(f"cannot write {path}: {part} is protected")
+    for protected in policy.protected_paths:
+        if _within(real, protected):
+            raise PathDenied(f"cannot write {path}: {protected} is protected")
     return real
 
 

@@ -1,4 +1,4 @@
-"""Stopping a command from creating a protected name (.git, .coder, .bashrc, ...) where none exists.
+"""Stopping a command from creating a protected name (.git, .coder, .envrc, ...) where none exists.
 
 A mount can only cover a path that exists. So before a command runs, each
 absent protected path gets a placeholder: an empty directory, mode 0555, which
@@ -8,18 +8,21 @@ run the name stays an empty directory: creating `.git` or `.coder` there is
 refused by the kernel, not undone afterwards. (git takes an empty `.git`
 directory for no repository at all and looks further up, as before.)
 
-Placeholders are coder's own and go away once no running command needs them.
-Commands of several sessions (in one folder or several) share them: each
-registers as a holder, under a lock, in one registry per user outside every
-sandbox (coder's state directory), and the last holder out removes the
-placeholders that holders created.
-A holder that died (kill -9) is known by its pid's start time; the next
-holder takes over its placeholders. A placeholder that cannot be removed is
-reported (`Guard.problems`), never ignored.
+A placeholder is in use while some command holds a shared `flock` on it, and
+it is removed only under an exclusive one, so a command of another session (of
+another coder, another state directory, another user) is never uncovered by
+one that ends first; a holder killed with -9 lets go of its lock with its
+life. The placeholders coder made are listed in a registry in coder's state
+directory (outside every sandbox), so any later release removes one that its
+last holder could not. What a command must not run without is refused before
+it starts (`Unavailable`), and a placeholder that something replaced or filled
+while a command held it is left in place and reported (`Guard.problems`,
+`Guard.suspect`), never silently removed or ignored.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -28,118 +31,156 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODE = 0o555
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _start_time(pid: int) -> str:
-    """A process's start time (clock ticks since boot), "" if it is gone: with the pid, a unique id."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def _me() -> str:
-    return f"{os.getpid()}-{_start_time(os.getpid())}-{os.urandom(3).hex()}"
-
-
-def _alive(holder: str) -> bool:
-    pid, started, _ = holder.split("-", 2)
-    return _start_time(int(pid)) == started
+class Unavailable(OSError):
+    """A placeholder could not be made: the command must not run without it."""
 
 
 @dataclass
 class Guard:
-    """Placeholders held for one command; `problems` says what could not be cleaned up, one line each."""
+    """The placeholders held for one command."""
 
-    entry: Path  # the registry directory
-    holder: str
-    problems: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)  # placeholders made for this command
-    suspect: list[Path] = field(default_factory=list)  # left in place, and not coder's to vouch for
-
-
-def _locked(entry: Path):
-    entry.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = open(entry / "lock", "a")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
-
-
-def _load(entry: Path) -> dict:
-    try:
-        data = json.loads((entry / "state.json").read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _save(entry: Path, data: dict) -> None:
-    tmp = entry / "state.json.tmp"
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, entry / "state.json")
-
-
-def hold(paths: list[Path], registry: Path) -> Guard:
-    """Make sure every path in `paths` exists (an empty read-only directory where it did not), and hold it."""
-    entry = registry
-    guard = Guard(entry, _me())
-    with _locked(entry):
-        data = _load(entry)
-        holders = [h for h in data.get("holders", []) if _alive(h)]
-        placed: dict[str, list[int]] = data.get("placed", {})  # path -> identity of the placeholder coder made
-        for path in paths:
-            if os.path.lexists(path):
-                continue
-            try:
-                os.mkdir(path, MODE)
-                os.chmod(path, MODE)  # whatever the umask
-            except FileExistsError:
-                continue  # someone made it just now: it exists, so it is protected like any other
-            except OSError as e:
-                guard.problems.append(f"could not reserve {path}: {e.strerror}")
-                continue
-            placed[str(path)] = _identity(os.lstat(path))
-            guard.created.append(str(path))
-        _save(entry, {"holders": holders + [guard.holder], "placed": placed})
-    return guard
-
-
-def release(guard: Guard) -> list[str]:
-    """Let go of a command's placeholders; the last holder removes them. Returns the problems."""
-    with _locked(guard.entry):
-        data = _load(guard.entry)
-        holders = [h for h in data.get("holders", []) if h != guard.holder and _alive(h)]
-        placed: dict[str, list[int]] = data.get("placed", {})
-        if not holders:
-            for path, identity in list(placed.items()):
-                problem, keep = _remove(Path(path), identity)
-                if problem:
-                    guard.problems.append(problem)
-                    guard.suspect.append(Path(path))
-                if not keep:
-                    del placed[path]
-        _save(guard.entry, {"holders": holders, "placed": placed})
-    return guard.problems
+    registry: Path
+    held: dict[str, tuple[int, list[int]]] = field(default_factory=dict)  # path -> (locked fd, identity then)
+    problems: list[str] = field(default_factory=list)  # one line each, for the command's result
+    suspect: list[Path] = field(default_factory=list)  # changed while held: not coder's to vouch for
 
 
 def _identity(st: os.stat_result) -> list[int]:
     """Inode and change time: an inode number alone is reused at once by the next directory made."""
-    return [st.st_ino, st.st_ctime_ns]
+    return [st.st_dev, st.st_ino, st.st_ctime_ns]
 
 
-def _remove(path: Path, identity: list[int]) -> tuple[str, bool]:
-    """Remove one placeholder if it is still ours and empty: (what went wrong or "", keep it on record)."""
+class _Registry:
+    """The placeholders coder made and has not removed yet: {path: identity}, under a lock."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = directory / "placeholders.json"
+        self._lock = open(directory / "placeholders.lock", "a")
+
+    def __enter__(self) -> dict[str, list[int]]:
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(self.path.read_text())
+            self.placed = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            self.placed = {}
+        return self.placed
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.placed))
+            os.replace(tmp, self.path)
+        finally:
+            self._lock.close()
+
+
+def hold(paths: list[Path], registry: Path) -> Guard:
+    """Make sure every path in `paths` exists (an empty read-only directory where it did not), and hold it.
+
+    Raises Unavailable (after letting go of what it took) when one cannot be made."""
+    guard = Guard(registry)
+    if not paths:
+        return guard
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return "", False
-    except OSError as e:
-        return f"could not check placeholder {path}: {e.strerror}", True
-    if _identity(st) != list(identity) or not stat.S_ISDIR(st.st_mode):
-        return f"{path} is no longer coder's empty placeholder; it was left in place: check it", False
+        with _Registry(registry) as placed:
+            for path in paths:
+                _hold_one(guard, path, placed)
+    except BaseException:
+        release(guard)
+        raise
+    return guard
+
+
+def _hold_one(guard: Guard, path: Path, placed: dict[str, list[int]]) -> None:
+    for _ in range(5):
+        try:
+            os.mkdir(path, MODE)
+            os.chmod(path, MODE)  # whatever the umask
+            made = True
+        except FileExistsError:
+            made = False
+        except OSError as e:
+            raise Unavailable(e.errno, f"cannot reserve {path}: {e.strerror}") from None
+        try:
+            fd = os.open(path, _DIR)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                if made or os.path.lexists(path):  # not a directory: an existing protected file or link
+                    return
+                continue  # removed by a releasing holder just now: make it again
+            raise Unavailable(e.errno, f"cannot reserve {path}: {e.strerror}") from None
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        st = os.fstat(fd)
+        try:
+            now = os.lstat(path)
+        except OSError:
+            now = None
+        if now is None or _identity(now) != _identity(st):  # removed (or replaced) before we held it
+            os.close(fd)
+            continue
+        if made:
+            placed[str(path)] = _identity(st)
+        # Held whoever made it (a coder with another registry, or the user): a placeholder of another
+        # coder's is then not removed under our command.
+        guard.held[str(path)] = (fd, _identity(st))
+        return
+    raise Unavailable(errno.EAGAIN, f"cannot reserve {path}: it keeps changing")
+
+
+def release(guard: Guard) -> list[str]:
+    """Let go of a command's placeholders, and remove every placeholder no command holds any more."""
+    for path, (_fd, then) in guard.held.items():
+        try:
+            changed = _identity(os.lstat(path)) != then
+        except OSError:
+            changed = True  # gone: only a process outside the sandbox could have removed it
+        if changed:  # replaced, chmod-ed or filled: the sandbox cannot, something outside did
+            guard.problems.append(f"{path} changed while the command ran (not by the command: it could not); "
+                                  "it was left in place: check it")
+            guard.suspect.append(Path(path))
     try:
-        os.rmdir(path)
-    except OSError as e:
-        return f"could not remove placeholder {path}: {e.strerror}", True
-    return "", False
+        with _Registry(guard.registry) as placed:
+            for path in guard.suspect:
+                placed.pop(str(path), None)
+            _let_go(guard)  # our shared locks go; the exclusive attempts below see only the others'
+            for path, identity in list(placed.items()):
+                if _remove(guard, Path(path), identity):
+                    del placed[path]
+    finally:
+        _let_go(guard)
+    return guard.problems
+
+
+def _let_go(guard: Guard) -> None:
+    for fd, _ in guard.held.values():
+        os.close(fd)
+    guard.held.clear()
+
+
+def _remove(guard: Guard, path: Path, identity: list[int]) -> bool:
+    """Remove one placeholder unless a command still holds it; whether it is off the registry now."""
+    try:
+        fd = os.open(path, _DIR)
+    except OSError:
+        return True  # gone, or no longer a directory: not ours any more
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a running command holds it: its release removes it
+        st = os.fstat(fd)
+        if _identity(st) != list(identity) or not stat.S_ISDIR(st.st_mode):
+            return True  # changed while nobody held it: the user's own now
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            guard.problems.append(f"could not remove placeholder {path}: {e.strerror}; it was left in place")
+            guard.suspect.append(path)
+        return True
+    finally:
+        os.close(fd)

@@ -32,7 +32,7 @@ class Mode(str, Enum):
 # own project config, and direnv's `.envrc` (run on entering the folder).
 PROTECTED_NAMES: tuple[str, ...] = (".git", ".hg", ".svn", ".coder", ".envrc")
 # Shell start-up files run code in the user's next shell, but only from the home folder: protected
-# when the workspace is the home folder (which coder takes only when asked to).
+# when the home folder lies in a writable root (coder takes it, or a folder above it, only when asked to).
 HOME_NAMES: tuple[str, ...] = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile",
                                ".zshenv")
 DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096, "memory": 8 << 30}
@@ -85,12 +85,13 @@ class Policy:
             deny_read = default_deny_read(Path.home())
         real_deny = tuple(Path(os.path.realpath(p)) for p in deny_read)
         home = Path(os.path.realpath(Path.home()))
+        in_reach = any(home == r or r in home.parents for r in roots)
         return cls(
             mode=mode,
             workspace=workspace,
             writable_roots=roots,
             deny_read=real_deny,
-            protected_names=PROTECTED_NAMES + (HOME_NAMES if workspace == home else ()),
+            protected_paths=tuple(home / name for name in HOME_NAMES) if in_reach else (),
             network=network or mode is Mode.FULL_ACCESS,
             temp_dir=temp_dir,
             limits={**DEFAULT_LIMITS, **(limits or {})},

@@ -111,17 +111,17 @@ def test_config_layers_user_project_flags(server, env, workspace: Path):
     user = Path(env["XDG_CONFIG_HOME"]) / "coder" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text(
-        'model = "user-model"\nreasoning_effort = "low"\n'
+        'model = "user-model"\nreasoning_effort = "low"\nstore = true\n'
         '[extra_headers]\nX-Project-ID = "p-123"\n[extra_body]\nservice_tier = "flex"\n'
     )
     (workspace / ".coder").mkdir()
-    (workspace / ".coder" / "config.toml").write_text('model = "project-model"\nstore = true\n')
+    (workspace / ".coder" / "config.toml").write_text('model = "project-model"\nreasoning_effort = "high"\n')
     server.add(Reply([message("a")]), Reply([message("b")]))
     assert coder("exec", "hi", env=env, cwd=workspace).returncode == 0
     assert coder("exec", "-m", "flag-model", "hi", env=env, cwd=workspace).returncode == 0
     first, second = server.bodies
     assert first["model"] == "project-model" and second["model"] == "flag-model"
-    assert first["reasoning"] == {"effort": "low"} and first["service_tier"] == "flex"
+    assert first["reasoning"] == {"effort": "high"} and first["service_tier"] == "flex"
     assert first["store"] is True and "include" not in first
     assert server.requests[0]["headers"]["x-project-id"] == "p-123"
 
@@ -173,9 +173,16 @@ def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server,
     assert "completed · tokens in" in screen
 
 
-@pytest.mark.parametrize("setting", ['sandbox = "full-access"', "network = true", 'api_key_env = "AWS_SECRET_ACCESS_KEY"',
-                                     "auto_commit = true"])
-def test_a_project_config_cannot_loosen_the_sandbox(server, env, workspace: Path, setting: str):
+@pytest.mark.parametrize("setting, users", [
+    ('sandbox = "full-access"', ""), ("network = true", ""), ('api_key_env = "AWS_SECRET_ACCESS_KEY"', ""),
+    ("auto_commit = true", ""), ("store = true", ""), ('extra_headers = { Authorization = "Bearer sk-theirs" }', ""),
+    ('extra_body = { user = "x" }', ""), ('env_passthrough = ["AWS_SECRET_ACCESS_KEY"]', ""),
+    ('sandbox = "workspace-write"', 'sandbox = "read-only"'), ('approval = "never"', 'approval = "untrusted"'),
+])
+def test_a_project_config_cannot_loosen_the_sandbox(server, env, workspace: Path, setting: str, users: str):
+    user = Path(env["XDG_CONFIG_HOME"]) / "coder" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(users + "\n")
     cfg = workspace / ".coder" / "config.toml"
     cfg.parent.mkdir()
     cfg.write_text(setting + "\n")
@@ -227,3 +234,13 @@ def test_flags_before_the_command_count(server, env, workspace: Path, tmp_path: 
     assert r.returncode == 0, r.stderr
     started = json.loads(r.stdout.splitlines()[0])
     assert started["workspace"] == str(workspace) and started["sandbox"]["mode"] == "read-only"
+
+
+def test_a_project_config_may_make_settings_stricter(server, env, workspace: Path):
+    (workspace / ".coder").mkdir()
+    (workspace / ".coder" / "config.toml").write_text('sandbox = "read-only"\napproval = "untrusted"\n'
+                                                      "[limits]\nprocesses = 64\nmemory_mb = 999999\n")
+    server.add(Reply([message("ok")]))
+    r = coder("exec", "--json", "hi", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["sandbox"]["mode"] == "read-only"

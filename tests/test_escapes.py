@@ -411,7 +411,8 @@ def test_what_coder_could_not_clean_up_is_said_and_never_trusted(server, env, wo
     server.add(Reply([rc("sleep 1")]), Reply([message("done")]))
     r = coder("exec", "wait", env=env, cwd=workspace)
     assert r.returncode == 0, r.stderr
-    assert f"Warning: {placeholder} is no longer coder's empty placeholder" in outputs(server)[0]
+    assert f"Warning: {placeholder} changed while the command ran" in outputs(server)[0]
+    assert f"coder: note: {placeholder} changed while the command ran" in r.stderr  # the user hears it too
     again = coder("exec", "hi", env=env, cwd=workspace)
     assert again.returncode == 2 and "was left behind by a command" in again.stderr, again.stderr
     assert attacker.hits == 0

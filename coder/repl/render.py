@@ -21,6 +21,7 @@ from coder.events import (
     Event,
     FollowUpDelivered,
     MessageDone,
+    Notice,
     ReasoningDelta,
     RequestStarted,
     Retrying,
@@ -198,6 +199,9 @@ class Renderer:
                 self.status.total = event.total
         elif isinstance(event, Retrying):
             self.console.print(Text(f"retry {event.attempt} in {event.delay:.1f}s: {event.reason}", style="yellow"))
+        elif isinstance(event, Notice):
+            self.markdown.finish()
+            self.console.print(Text(f"note: {event.message}", style="yellow"))
         elif isinstance(event, Error):
             self.markdown.finish()
             self.console.print(Text(f"error: {event.message}", style="bold red"))

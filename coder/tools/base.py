@@ -46,6 +46,7 @@ class ToolContext:
     backend_choice: str = "auto"  # "auto", or the one backend to use ("landlock", "bwrap")
     before_write: Callable[[Path], None] | None = None  # told of each file a tool is about to change (undo)
     registry: Path | None = None  # where placeholders in use are recorded (sandbox.placeholders)
+    on_warning: Callable[[str], None] | None = None  # something the user must hear of (not only the model)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -58,6 +59,10 @@ class ToolContext:
     @property
     def placeholder_registry(self) -> Path:
         return self.registry or default_registry()
+
+    def warn(self, message: str) -> None:
+        if self.on_warning is not None:
+            self.on_warning(message)
 
     def note_write(self, path: Path) -> None:
         if self.before_write is not None:

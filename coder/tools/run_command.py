@@ -62,22 +62,26 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         )
     policy = ctx.policy
 
-    cgroup = cgroups.create(policy.limits) if backend.name in ("landlock", "bwrap") else None
-
-    def wrap(argv: list[str]) -> list[str]:
-        return backends.wrap(backend, policy, argv, policy.limits, cgroup)
-
     env = dict(ctx.env)
     env.update(_EXTRA_ENV)
-    guard = placeholders.hold(backends.absent_protected(backend, policy), ctx.placeholder_registry)
     try:
-        result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel, wrap=wrap)
+        guard = placeholders.hold(backends.guarded_paths(backend, policy), ctx.placeholder_registry)
+    except placeholders.Unavailable as e:
+        raise ToolError(f"the command was not run: {e.strerror} (without it, the command could create a "
+                        "protected name such as .git)") from None
+    cgroup = None
+    try:
+        cgroup = cgroups.create(policy.limits) if backend.name in ("landlock", "bwrap") else None
+        result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel,
+                             wrap=lambda argv: backends.wrap(backend, policy, argv, policy.limits, cgroup))
     finally:
         oom = cgroup is not None and cgroup.oom_killed()
         cgroups.remove(cgroup)
         problems = placeholders.release(guard)
         for path in guard.suspect:
             trust.distrust(path)
+        for problem in problems:
+            ctx.warn(problem)  # the user hears of it too, not only the model
 
     if result.timed_out:
         lines = [f"Command timed out after {_seconds(timeout)} s; its process group was killed."]
