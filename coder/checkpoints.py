@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from coder.git import BLOB, EXEC, GITLINK, IDENT, LINK, LIST_TIMEOUT, GitError, Repository, environment
+from coder.git import BLOB, EXEC, GITLINK, LINK, LIST_TIMEOUT, GitError, Repository
 
 REF_ROOT = "refs/coder/checkpoints/"
 AUTHOR = "coder <coder@localhost>"
@@ -237,8 +237,6 @@ class _Git:
         """`git commit --only` of the turn's files, hooks included: the user's other staged changes stay
         staged. A commit reads the work tree (filters, hooks), so it runs through `runner` (the sandbox),
         or here only when the user chose full access."""
-        import shlex
-
         head = self.repo.resolve("HEAD")
         head_tree = self.repo.read_tree(self.repo.resolve("HEAD^{tree}")) if head else {}
         now = self.repo.read_tree(self.snapshot())
@@ -247,18 +245,8 @@ class _Git:
             return None
         indexed = set(self.repo.names("ls-files", "-z", "--", *(":(top,literal)" + p for p in todo)))
         new = [p for p in todo if p not in indexed and p[len(self.prefix):] in now]
-
-        def specs(paths: list[str]) -> str:
-            return " ".join(shlex.quote(":(top,literal)" + p) for p in paths)
-
-        # commit --only wants new files known to the index: intent-to-add stages no content, and is
-        # taken back if the commit fails, so the user's index is left as it was.
-        commit = f"git commit -q --only --author={shlex.quote(AUTHOR)} -m {shlex.quote(message)} -- {specs(todo)}"
-        script = commit if not new else (
-            f"git add -N -- {specs(new)} && {commit} || "
-            f"{{ status=$?; git rm --cached -q --ignore-unmatch -- {specs(new)}; exit $status; }}")
-        env = environment(None if self.repo.run("var", "GIT_COMMITTER_IDENT", check=False) else IDENT)
-        code, output = (runner or _run_here)(["sh", "-c", script], env, self.root)
+        argv, env = self.repo.commit_command(todo, new, message, AUTHOR)
+        code, output = (runner or _run_here)(argv, env, self.root)
         if code != 0:
             last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), f"exit status {code}")
             raise CheckpointError(f"git commit failed: {last}")

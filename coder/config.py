@@ -112,7 +112,7 @@ BACKENDS = ("auto", "landlock", "bwrap")
 _LOOSENESS = {"read-only": 0, "workspace-write": 1, "full-access": 2}
 PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (value, the user's settings so far)
     "api_key_env": lambda v, user: True,
-    "sandbox": lambda v, user: _LOOSENESS[v] > min(1, _LOOSENESS[user.get("sandbox", "workspace-write")]),
+    "sandbox": lambda v, user: _LOOSENESS[v] > min(1, _LOOSENESS.get(user.get("sandbox"), 1)),
     "approval": lambda v, user: "approval" in user and v not in (user["approval"], "untrusted"),
     "network": lambda v, user: v is True,
     "auto_commit": lambda v, user: v is True,

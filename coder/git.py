@@ -205,6 +205,28 @@ class Repository:
             if lock.exists():
                 lock.unlink()
 
+    def commit_command(self, paths: list[str], new: list[str], message: str, author: str
+                       ) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of the user's own `git commit --only` of `paths` (root-relative).
+
+        The one git command here that is not hardened: a commit runs the repository's hooks and
+        filters, as the user's own commit would. So it is handed back, not run: the caller runs it
+        inside the sandbox (or, only when the user chose full access, as it is). `new` files are
+        made known to the index first (intent-to-add stages no content) and taken back out if the
+        commit fails, so the user's index is left as it was.
+        """
+        import shlex
+
+        def specs(names: list[str]) -> str:
+            return " ".join(shlex.quote(":(top,literal)" + p) for p in names)
+
+        commit = f"git commit -q --only --author={shlex.quote(author)} -m {shlex.quote(message)} -- {specs(paths)}"
+        script = commit if not new else (
+            f"git add -N -- {specs(new)} && {commit} || "
+            f"{{ status=$?; git rm --cached -q --ignore-unmatch -- {specs(new)}; exit $status; }}")
+        has_identity = self.run("var", "GIT_COMMITTER_IDENT", check=False)
+        return ["sh", "-c", script], environment(None if has_identity else IDENT)
+
     def branch(self) -> str:
         return self.text("rev-parse", "--abbrev-ref", "HEAD", check=False)
 

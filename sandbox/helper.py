@@ -86,17 +86,19 @@ def _mount(src: str | None, target: str, flags: int, fstype: str | None = None, 
         _fail(f"mount {target}")
 
 
-def _private_dev() -> list[str]:
+def _private_dev(memory: int) -> list[str]:
     """A devpts instance and a tmpfs of the sandbox's own over /dev/pts and /dev/shm; what they allow.
 
-    Not fatal if the kernel refuses: Landlock then simply grants no pseudo-terminal at all.
+    /dev/shm holds no more than the memory limit. Not fatal if the kernel refuses: Landlock then
+    simply grants neither (no pseudo-terminal, no shared memory files).
     """
     granted = []
     if os.path.isdir("/dev/pts") and _libc.mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC,
                                                   b"newinstance,ptmxmode=0666,mode=0620") == 0:
         granted += PRIVATE_PTS
+    size = f"size={memory}" if memory else "size=50%"
     if os.path.isdir("/dev/shm") and _libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV,
-                                                  b"mode=1777,size=25%") == 0:
+                                                  f"mode=1777,{size}".encode()) == 0:
         granted.append("/dev/shm")
     return granted
 
@@ -215,7 +217,7 @@ def main(argv: list[str]) -> None:
     if namespaces:
         _namespaces(spec.get("network", False))
         _protect(spec.get("protected", []))
-        dev = _private_dev()
+        dev = _private_dev(int(spec.get("limits", {}).get("memory") or 0))
     if not (namespaces or supervised):
         _exec_confined(spec, command)
     if supervised:
