@@ -303,7 +303,7 @@ class _Dirs:
 
 def _find_git(workspace: Path, session_id: str, exclude: list[Path]) -> _Git | None:
     """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
-    repo = Repository.find(workspace)  # a GitError (a repository left behind) is the caller's to report
+    repo = Repository.find(workspace)
     if repo is None:
         return None
     try:

@@ -126,6 +126,7 @@ PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (valu
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
 _IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
+_CEILINGS = ("max_turns", "timeout", "command_timeout", "max_retries")  # a project may only lower these
 
 
 def _default_limits() -> dict[str, int]:
@@ -256,11 +257,6 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
         layers["model"] = os.environ["CODER_MODEL"]
     project_url: tuple[Path, str] | None = None
     for path in (user_config_path(), project_config_path(workspace)):
-        if path.parent.name == ".coder" and _left_behind(path.parent):
-            raise ConfigError(
-                f"{path.parent} was left behind by a command coder could not clean up after; "
-                "look at it, and remove it before starting coder here"
-            )
         data = _check_values(_read_toml(path), str(path))
         if path.parent.name == ".coder":
             for key in ("sandbox", "approval"):
@@ -279,6 +275,9 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             if "limits" in data:  # and may only tighten the limits
                 ceiling = {**_default_limits(), **layers.get("limits", {})}
                 data["limits"] = {k: min(v, ceiling[k]) for k, v in data["limits"].items()}
+            for key in _CEILINGS:  # and spend no more time, turns or retries than you allow
+                if key in data:
+                    data[key] = min(data[key], layers.get(key, getattr(Config, key)))
         for key, value in data.items():  # tables merge key by key; everything else replaces
             layers[key] = {**layers[key], **value} if isinstance(value, dict) and key in layers else value
     if project_url and not flags.get("base_url") and project_url[1] != layers.get("base_url"):
@@ -296,12 +295,6 @@ def _check_choice(key: str, value: Any, path: Path) -> None:
     choices = SANDBOX_MODES if key == "sandbox" else APPROVALS
     if value not in choices:
         raise ConfigError(f"{path}: {key} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _left_behind(path: Path) -> bool:
-    from coder import trust
-
-    return trust.distrusted(path)
 
 
 def _base_url_allowed(layers: dict[str, Any], path: Path, url: str, decide: BaseURLDecision | None) -> bool:

@@ -126,9 +126,7 @@ class Repository:
 
     @classmethod
     def find(cls, start: Path) -> "Repository | None":
-        """The repository holding `start`, or None (none, no git binary, or git refuses it).
-
-        Raises GitError for a repository a command left behind (coder.trust.distrusted)."""
+        """The repository holding `start`, or None (none, no git binary, or git refuses it)."""
         argv = [GIT, "--no-pager", *HARDENING, "rev-parse", "--show-toplevel", "--absolute-git-dir",
                 "--git-common-dir"]
         try:
@@ -139,11 +137,6 @@ class Repository:
         if r.returncode != 0 or len(lines) != 3 or not lines[0]:
             return None
         root, git_dir = Path(lines[0]).resolve(), Path(lines[1]).resolve()
-        from coder import trust
-
-        if trust.distrusted(root / ".git"):
-            raise GitError(f"{root / '.git'} was left behind by a command coder could not clean up after; "
-                           "coder does not use that repository until it is removed")
         common = Path(lines[2]) if os.path.isabs(lines[2]) else start / lines[2]
         repo = cls(root, git_dir, common.resolve())
         listing = repo.run("config", "--list", "-z", "--includes", check=False)

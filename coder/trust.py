@@ -1,14 +1,10 @@
-"""What the user decided about a folder, and what coder could not clean up, kept outside it
-(`$XDG_STATE_HOME/coder/trust.json`).
+"""What the user decided about a folder, kept outside it (`$XDG_STATE_HOME/coder/trust.json`).
 
 Nothing in a workspace can vouch for itself: a repository (or a command the
 model ran) could plant any file there. So the answers to "trust this folder?"
 and "send the API key to the base_url this project's config names?" live in
 coder's state directory, which commands cannot read or write (it is on the
-sandbox's deny list). So does the list of protected paths coder had to leave
-behind after a command (a placeholder it could not remove): until that very
-file is gone, coder loads no config from it and adopts no repository there.
-The file is small JSON, read-modify-written under a lock so two sessions
+sandbox's deny list). The file is small JSON, read-modify-written under a lock so two sessions
 cannot lose each other's answers.
 """
 
@@ -66,22 +62,3 @@ def base_url_decision(config_path: Path, url: str) -> bool | None:
 def decide_base_url(config_path: Path, url: str, allowed: bool) -> None:
     _update("base_urls", f"{config_path} {url}", allowed)
 
-
-def distrust(path: Path) -> None:
-    """Remember that `path` (as it is now, by inode) was left behind by a command."""
-    try:
-        inode = os.lstat(path).st_ino
-    except OSError:
-        return
-    _update("distrusted", str(path), inode)
-
-
-def distrusted(path: Path) -> bool:
-    """Whether `path` is still the very thing a command left behind."""
-    inode = _read().get("distrusted", {}).get(str(path))
-    if inode is None:
-        return False
-    try:
-        return os.lstat(path).st_ino == inode
-    except OSError:
-        return False

@@ -23,10 +23,14 @@ _WHOLE = ("PAT", "PRIVATE", "CREDS", "COOKIE", "JWT", "BEARER", "AUTHORIZATION")
 # Names that match but hold no secret.
 NOT_SECRET = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_TTY", "XAUTHORITY"})
 
-_SECRET_VALUE = re.compile(
-    r"(?i:[a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]+@"  # a URL with a password: postgres://user:pass@host
-    r"|\b(?i:bearer|basic|token)\s+[\w.~+/=-]{8,}"  # an Authorization header value
+# Values that are secrets whatever the variable is called: a URL with a password, a private key.
+_CREDENTIAL_VALUE = re.compile(
+    r"(?i:[a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]+@"  # postgres://user:pass@host
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+# Values that look like a token: judged everywhere but in search paths, where a folder may be called so.
+_TOKEN_VALUE = re.compile(
+    r"\b(?i:bearer|basic|token)\s+[\w.~+/=-]{8,}"  # an Authorization header value
     r"|\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\."  # a JWT
     r"|\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{40,}|glpat-[\w-]{20}|xox[abposr]-[\w-]{10,}"
     r"|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[\w-]{35}|npm_[A-Za-z0-9]{36})\b"
@@ -37,18 +41,16 @@ def is_secret_name(name: str) -> bool:
     upper = name.upper()
     if upper in NOT_SECRET:
         return False
-    return any(word in _WHOLE or word.endswith(_AT_THE_END) or any(m in word for m in _ANYWHERE)
-               for word in upper.split("_"))
+    words = [w.rstrip("0123456789") for w in upper.split("_")]  # GITHUB_TOKEN2, API_KEY_1
+    return any(word in _WHOLE or word.endswith(_AT_THE_END) or any(m in word for m in _ANYWHERE) for word in words)
 
 
-def looks_secret(value: str) -> bool:
-    return bool(_SECRET_VALUE.search(value))
+def looks_secret(value: str, search_path: bool = False) -> bool:
+    return bool(_CREDENTIAL_VALUE.search(value) or (not search_path and _TOKEN_VALUE.search(value)))
 
 
 def is_secret(name: str, value: str) -> bool:
-    if is_secret_name(name):
-        return True
-    return not name.upper().endswith(("PATH", "DIRS")) and looks_secret(value)
+    return is_secret_name(name) or looks_secret(value, search_path=name.upper().endswith(("PATH", "DIRS")))
 
 
 def scrub(env: Mapping[str, str], secret_values: Iterable[str] = (), passthrough: Iterable[str] = ()) -> dict[str, str]:

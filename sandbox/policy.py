@@ -31,10 +31,13 @@ class Mode(str, Enum):
 # version-control internals (their hooks and config run code when the user next runs git), coder's
 # own project config, and direnv's `.envrc` (run on entering the folder).
 PROTECTED_NAMES: tuple[str, ...] = (".git", ".hg", ".svn", ".coder", ".envrc")
-# Shell start-up files run code in the user's next shell, but only from the home folder: protected
-# when the home folder lies in a writable root (coder takes it, or a folder above it, only when asked to).
-HOME_NAMES: tuple[str, ...] = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile",
-                               ".zshenv")
+# What in a home folder runs code or configures the user's tools: shell start-up and log-out files,
+# git's settings, and the folders of per-user settings, programs and services (~/.config, ~/.local).
+# Protected when the home folder lies in a writable root (coder takes it, or a folder above it, only
+# when asked to).
+HOME_NAMES: tuple[str, ...] = (".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",
+                               ".zprofile", ".zshenv", ".zlogin", ".zlogout", ".xprofile", ".pam_environment",
+                               ".gitconfig", ".config", ".local")
 DEFAULT_LIMITS = {"cpu": 600, "fsize": 4 << 30, "nproc": 4096, "memory": 8 << 30}
 
 

@@ -375,7 +375,7 @@ def test_memory_limit_is_applied_and_named(server, backend_env, workspace: Path)
 
 def test_home_and_root_are_not_workspaces_by_accident(server, env, workspace: Path):
     home = Path(env["HOME"])
-    for where in (home, Path("/")):
+    for where in (home, home.parent, Path("/")):
         r = coder("exec", "hi", env=env, cwd=where)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "all of it would be writable" in r.stderr and f"-C {where}" in r.stderr
@@ -395,9 +395,9 @@ def test_no_placeholder_is_left_behind_and_json_reports_the_backend(server, back
     assert sorted(os.listdir(workspace)) == []  # and gone after
 
 
-def test_what_coder_could_not_clean_up_is_said_and_never_trusted(server, env, workspace: Path, attacker):
-    """Someone outside the sandbox fills the .coder placeholder while a command runs: coder cannot
-    remove it, says so in the command's result, and will not load a config from it afterwards."""
+def test_a_placeholder_changed_from_outside_is_reported_and_left(server, env, workspace: Path, attacker):
+    """Something outside the sandbox fills the .coder placeholder while a command runs: coder says so,
+    to the model and to the user, and leaves it; the next session still asks before using its base_url."""
     placeholder = workspace / ".coder"
 
     def plant() -> None:
@@ -413,6 +413,7 @@ def test_what_coder_could_not_clean_up_is_said_and_never_trusted(server, env, wo
     assert r.returncode == 0, r.stderr
     assert f"Warning: {placeholder} changed while the command ran" in outputs(server)[0]
     assert f"coder: note: {placeholder} changed while the command ran" in r.stderr  # the user hears it too
+    assert (placeholder / "config.toml").exists()
     again = coder("exec", "hi", env=env, cwd=workspace)
-    assert again.returncode == 2 and "was left behind by a command" in again.stderr, again.stderr
+    assert again.returncode == 2 and "would receive your API key" in again.stderr, again.stderr
     assert attacker.hits == 0

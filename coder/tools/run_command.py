@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from coder import trust
 from coder.tools.base import Param, Tool, ToolContext, ToolError
 from sandbox import backends, cgroups, placeholders, process
 from sandbox.paths import display, resolve_read
@@ -78,8 +77,6 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         oom = cgroup is not None and cgroup.oom_killed()
         cgroups.remove(cgroup)
         problems = placeholders.release(guard)
-        for path in guard.suspect:
-            trust.distrust(path)
         for problem in problems:
             ctx.warn(problem)  # the user hears of it too, not only the model
 

