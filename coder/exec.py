@@ -210,5 +210,5 @@ def run_exec(args: Any) -> int:
         sys.stdout.write(done.final_text.rstrip("\n") + "\n")
         sys.stdout.flush()
     if done.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     return EXIT_OK if done.ok else EXIT_FAILED

@@ -417,3 +417,23 @@ def test_a_placeholder_changed_from_outside_is_reported_and_left(server, env, wo
     again = coder("exec", "hi", env=env, cwd=workspace)
     assert again.returncode == 2 and "would receive your API key" in again.stderr, again.stderr
     assert attacker.hits == 0
+
+
+def test_sigterm_stops_exec_and_leaves_no_placeholder(server, env, workspace: Path):
+    import signal
+
+    from tests.conftest import assert_stopped, heartbeat
+
+    beat = workspace / "beat"
+    server.add(Reply([rc(f"{heartbeat(beat)} sleep 60")]))
+    proc = subprocess.Popen([str(CODER), "exec", "slow"], env=env, cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not beat.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (workspace / ".coder").is_dir()  # held while the command runs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert_stopped(beat)
+    assert sorted(os.listdir(workspace)) == ["beat"]
