@@ -13,6 +13,7 @@ import random
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import Any, Generator
 
 from coder import dirs
 from coder.approvals import Approvals, sandbox_denial
-from coder.client import Failure, ResponsesClient
+from coder.client import Failure, ResponsesClient, retryable_code
 from coder.config import Config, ConfigError
 from coder.conversation import Conversation
 from coder.events import (
@@ -30,6 +31,7 @@ from coder.events import (
     Event,
     FollowUpDelivered,
     MessageDone,
+    Notice,
     ReasoningDelta,
     RequestStarted,
     Retrying,
@@ -48,16 +50,20 @@ from sandbox.backends import Backend
 from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
 INTERRUPTED = "Interrupted by the user before this call finished; it may not have run."
-RETRYABLE_STREAM_ERRORS = ("rate_limit", "server_error", "overloaded", "timeout", "unavailable")
 POLL_INTERVAL = (0.25, 2.0)  # background mode: first and largest wait between polls
 
 
 class StreamFault(Exception):
-    """The stream ended badly (no final event, or an `error` event)."""
+    """The stream ended badly (no final event, or an `error` event), or the response failed.
 
-    def __init__(self, failure: Failure) -> None:
+    `answered`: the server itself reported the failure, so that response is over and a retry is a
+    new one (a new idempotency key; the old one would only replay the failure).
+    """
+
+    def __init__(self, failure: Failure, answered: bool = False) -> None:
         super().__init__(failure.message)
         self.failure = failure
+        self.answered = answered
 
 
 @dataclass
@@ -67,6 +73,7 @@ class ResponseResult:
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     response_id: str | None = None
+    error_code: str | None = None  # a failed response's error code: what decides whether to try again
 
 
 def _message_text(item: dict[str, Any]) -> str:
@@ -116,6 +123,7 @@ class Agent:
         self.approvals = Approvals(config.approval or "never")
         self.usage = Usage()
         self.cancel_event = threading.Event()
+        self._told_unreplayable = False  # the notice about reasoning that cannot be replayed, given once
         self.tool_ctx = ToolContext(
             policy=policy,
             env=self._child_env(),
@@ -201,15 +209,19 @@ class Agent:
                     yield Error(result.error or "the response failed")
                     status = "failed"
                     break
-                self.conversation.add_output(result.output)
+                output, refused, repeated = _distinct_calls(result.output)
+                if repeated:
+                    yield Notice(f"the response used call_id {', '.join(repeated)} for more than one call: an exact "
+                                 "repeat runs once, calls that differ are not run")
+                self.conversation.add_output(output)
                 run_usage.add(result.usage)
                 self.usage.add(result.usage)
                 yield UsageReport(request=result.usage, total=replace(self.usage))
-                for item in result.output:
+                for item in output:
                     if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
                         final_text = _message_text(item)
                         yield MessageDone(final_text)
-                calls = [i for i in result.output if i.get("type") == "function_call"]
+                calls = [i for i in output if i.get("type") == "function_call"]
                 if result.status != "completed":
                     self.conversation.close_open_calls(f"Not run: the response ended with status {result.status}.")
                     yield Error(result.error or f"the response ended with status {result.status}")
@@ -217,7 +229,7 @@ class Agent:
                     break
                 if calls:
                     final_text = ""
-                    yield from self._run_calls(calls)
+                    yield from self._run_calls(calls, refused)
                 delivered = self.conversation.deliver_queued()
                 for text in delivered:
                     yield FollowUpDelivered(text)
@@ -242,35 +254,75 @@ class Agent:
         if self.cancel_event.wait(seconds):
             raise KeyboardInterrupt
 
+    def _replayable(self) -> Generator[Event, None, list[dict[str, Any]]]:
+        """The items to send: all of them, except reasoning a store=false request cannot replay.
+
+        Under ZDR the server keeps nothing, so a reasoning item is replayable only through its
+        `encrypted_content`; one that arrived without it would be rejected on this and every later
+        request (and resume). It stays in the conversation and the transcript, but is not sent.
+        """
+        items = self.conversation.items
+        if not self.config.zdr:
+            return items
+        kept = [i for i in items if not (i.get("type") == "reasoning" and not i.get("encrypted_content"))]
+        if len(kept) < len(items) and not self._told_unreplayable:
+            self._told_unreplayable = True
+            yield Notice(f"left out {len(items) - len(kept)} reasoning item(s) that arrived without "
+                         "encrypted_content: with store=false they cannot be sent back")
+        return kept
+
     def _request(self) -> Generator[Event, None, ResponseResult]:
-        body = self.client.request_body(
-            self.conversation.items, self.tools, self.instructions, background=self.config.background
-        )
-        attempt = 0
+        items = yield from self._replayable()
+        body = self.client.request_body(items, self.tools, self.instructions, background=self.config.background)
+        # The same for every try whose outcome is unknown (a dropped connection, a timeout, an HTTP error),
+        # so the server creates the response once however often it is asked.
+        key = f"coder-{uuid.uuid4()}"
+        attempt = conflicts = 0
+        first_conflict = 0.0
         while True:
             self._check_cancel()
             try:
                 if self.config.background:
-                    return (yield from self._background(body))
-                return (yield from self._stream_once(body))
+                    result = yield from self._background(body, key)
+                else:
+                    result = yield from self._stream_once(body, key)
+                if result.status == "failed" and retryable_code(result.error_code):
+                    raise StreamFault(Failure(result.error or "the response failed", True), answered=True)
+                return result
             except (KeyboardInterrupt, ConfigError):
                 raise
             except Exception as exc:
                 self._check_cancel()  # the stream was closed under us on purpose
                 failure = exc.failure if isinstance(exc, StreamFault) else self.client.classify(exc)
-            attempt += 1
-            if not failure.retryable or attempt > self.config.max_retries:
-                return ResponseResult(status="failed", error=failure.message)
+                if isinstance(exc, StreamFault) and exc.answered:
+                    key = f"coder-{uuid.uuid4()}"
+            if failure.status == 409:
+                # An earlier try of this request (same key) is still being answered: wait for it, as
+                # long as one request may take, without spending a retry on it.
+                conflicts += 1
+                first_conflict = first_conflict or time.monotonic()
+                if time.monotonic() - first_conflict > self.config.timeout:
+                    return ResponseResult(status="failed", error=f"{failure.message} (still after "
+                                          f"{self.config.timeout:g} s of waiting for the earlier try)")
+            else:
+                attempt += 1
+                if not failure.retryable or attempt > self.config.max_retries:
+                    return ResponseResult(status="failed", error=failure.message)
+            cap = self.config.max_retry_wait
             delay = failure.retry_after
+            if delay is not None and delay > cap:
+                return ResponseResult(status="failed", error=f"{failure.message} (the endpoint asks to wait "
+                                      f"{delay:g} s before retrying, more than max_retry_wait = {cap:g} s)")
             if delay is None:
-                delay = min(20.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-            yield Retrying(attempt=attempt, delay=round(delay, 2), reason=failure.message)
+                n = attempt if failure.status != 409 else conflicts
+                delay = min(cap, min(20.0, 0.5 * 2 ** (n - 1)) * random.uniform(0.8, 1.2))
+            yield Retrying(attempt=attempt + conflicts, delay=round(delay, 2), reason=failure.message)
             self._sleep(delay)
 
-    def _stream_once(self, body: dict[str, Any]) -> Generator[Event, None, ResponseResult]:
+    def _stream_once(self, body: dict[str, Any], key: str) -> Generator[Event, None, ResponseResult]:
         done_items: list[dict[str, Any]] = []
         final: dict[str, Any] | None = None
-        events = self.client.stream(body)
+        events = self.client.stream(body, key)
         try:
             for ev in events:
                 self._check_cancel()
@@ -287,8 +339,8 @@ class Agent:
                 elif kind == "error":
                     code = str(ev.get("code") or (ev.get("error") or {}).get("code") or "")
                     msg = ev.get("message") or (ev.get("error") or {}).get("message") or "unknown error"
-                    retryable = any(s in code for s in RETRYABLE_STREAM_ERRORS)
-                    raise StreamFault(Failure(f"stream error {code}: {msg}".replace("  ", " "), retryable))
+                    raise StreamFault(Failure(f"stream error {code}: {msg}".replace("  ", " "), retryable_code(code)),
+                                      answered=True)
         finally:
             events.close()
         if final is None:
@@ -298,22 +350,27 @@ class Agent:
     def _result(self, response: dict[str, Any], done_items: list[dict[str, Any]]) -> ResponseResult:
         status = response.get("status") or "completed"
         output = response.get("output") or done_items
-        error = None
+        error = code = None
         if status == "failed":
             err = response.get("error") or {}
+            code = err.get("code")
             error = f"the response failed: {err.get('code', '')} {err.get('message', '')}".strip()
         elif status == "incomplete":
             reason = (response.get("incomplete_details") or {}).get("reason", "unknown reason")
             error = f"the response is incomplete: {reason}"
-        result = ResponseResult(status, list(output), Usage.from_response(response.get("usage")), None, response.get("id"))
+        elif status == "completed" and all(i.get("type") == "reasoning" for i in output):
+            # No message and no call: nothing was answered, however the response calls itself.
+            status, error = "incomplete", "the response is incomplete: it completed with no answer and no tool call"
+        result = ResponseResult(status, list(output), Usage.from_response(response.get("usage")), None,
+                                response.get("id"), code)
         if status == "failed":
             result.output, result.error = [], error
         elif status != "completed":
             result.error = error
         return result
 
-    def _background(self, body: dict[str, Any]) -> Generator[Event, None, ResponseResult]:
-        response = self.client.create_background(body)
+    def _background(self, body: dict[str, Any], key: str) -> Generator[Event, None, ResponseResult]:
+        response = self.client.create_background(body, key)
         rid = response.get("id")
         wait, failures = POLL_INTERVAL[0], 0
         try:
@@ -341,12 +398,12 @@ class Agent:
             return ResponseResult(status="failed", error="the background response was cancelled")
         return self._result(response, [])
 
-    def _run_calls(self, calls: list[dict[str, Any]]) -> Iterator[Event]:
-        """Run calls in order; consecutive read-only calls run concurrently."""
+    def _run_calls(self, calls: list[dict[str, Any]], refused: dict[str, str]) -> Iterator[Event]:
+        """Run calls in order; consecutive read-only calls run concurrently; `refused` ones are answered, not run."""
         batches: list[list[dict[str, Any]]] = []
         for call in calls:
             tool = TOOLS.get(call.get("name", ""))
-            parallel = tool is not None and tool.read_only
+            parallel = tool is not None and tool.read_only and call["call_id"] not in refused
             if parallel and batches and batches[-1][0].get("_parallel"):
                 batches[-1].append({**call, "_parallel": True})
             else:
@@ -355,7 +412,9 @@ class Agent:
             self._check_cancel()
             for call in batch:
                 yield ToolCallStarted(call["call_id"], call.get("name", ""), call.get("arguments", ""), _summary(call))
-            if len(batch) == 1 and batch[0].get("name") == "run_command" and self.approvals.policy != "never":
+            if len(batch) == 1 and batch[0]["call_id"] in refused:
+                results = [(ToolResult(refused[batch[0]["call_id"]], False), 0.0)]
+            elif len(batch) == 1 and batch[0].get("name") == "run_command" and self.approvals.policy != "never":
                 results = [(yield from self._run_with_approval(batch[0]))]
             elif len(batch) == 1:
                 results = [self._execute(batch[0])]
@@ -414,6 +473,35 @@ class Agent:
             return ToolResult(declined, result.ok), duration
         rerun, more = self._execute(call, self._unsandboxed())
         return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok, rerun.diff), duration + more
+
+
+def _distinct_calls(output: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
+    """The output with one function_call per call_id, the calls that must not run (id: the output they get),
+    and the ids that were repeated.
+
+    A call_id can be answered only once, so a repeat is dropped before anything runs. An exact repeat
+    (same tool, same arguments) runs once; calls that share an id but differ run not at all, since
+    either could be the one the model meant.
+    """
+    first: dict[str, dict[str, Any]] = {}
+    kept: list[dict[str, Any]] = []
+    refused: dict[str, str] = {}
+    repeated: list[str] = []
+    for item in output:
+        if item.get("type") != "function_call":
+            kept.append(item)
+            continue
+        call_id = item.get("call_id")
+        seen = first.setdefault(call_id, item)
+        if seen is item:
+            kept.append(item)
+            continue
+        if call_id not in repeated:
+            repeated.append(call_id)
+        if (seen.get("name"), seen.get("arguments")) != (item.get("name"), item.get("arguments")):
+            refused[call_id] = (f"Error: not run: call_id {call_id} was given to more than one call with different "
+                                "arguments in one response; make each call again with its own call_id.")
+    return kept, refused, repeated
 
 
 def _note(request: ApprovalRequest) -> str:

@@ -22,6 +22,9 @@ from coder.config import Config, ConfigError
 # Fields coder sets itself; extra_body may add fields but never replace these.
 _FIXED = ("model", "input", "tools", "stream", "store", "include", "background", "instructions")
 REASONING_MODEL_PREFIXES = ("gpt-5", "o1", "o3", "o4")
+# Error codes (of an `error` event or a failed response) naming a passing fault, worth another try:
+# the same faults an HTTP 429 or 5xx would be, however they arrive.
+RETRYABLE_CODES = ("rate_limit", "server_error", "overloaded", "timeout", "unavailable")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         event = json.loads("\n".join(data))
         if isinstance(event, dict):
             yield event
+
+
+def retryable_code(code: str | None) -> bool:
+    """Whether an error code names a passing fault (rate limit, server error, overload), not a bad request."""
+    return bool(code) and any(s in str(code) for s in RETRYABLE_CODES)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -171,10 +179,18 @@ class ResponsesClient:
     def _split(self, body: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in body.items() if k not in ("model", "stream")}
 
-    def stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """POST the body with stream=true and yield the decoded SSE events."""
+    @staticmethod
+    def _key(idempotency_key: str | None) -> dict[str, str] | None:
+        return {"Idempotency-Key": idempotency_key} if idempotency_key else None
+
+    def stream(self, body: dict[str, Any], idempotency_key: str | None = None) -> Iterator[dict[str, Any]]:
+        """POST the body with stream=true and yield the decoded SSE events.
+
+        `idempotency_key` is the same for every try of one logical request, so a retry after a
+        dropped connection cannot make the server create (and bill) a second response.
+        """
         raw = self.openai.responses.with_streaming_response.create(
-            model=body["model"], stream=True, extra_body=self._split(body)
+            model=body["model"], stream=True, extra_body=self._split(body), extra_headers=self._key(idempotency_key)
         )
         with raw as response:
             self._streaming = response
@@ -192,9 +208,9 @@ class ResponsesClient:
             except Exception:
                 pass
 
-    def create_background(self, body: dict[str, Any]) -> dict[str, Any]:
+    def create_background(self, body: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         with self.openai.responses.with_streaming_response.create(
-            model=body["model"], extra_body=self._split(body)
+            model=body["model"], extra_body=self._split(body), extra_headers=self._key(idempotency_key)
         ) as response:
             return response.json()
 

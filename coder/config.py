@@ -37,6 +37,7 @@ class Config:
     store: bool = False  # False = Zero Data Retention (store=false + encrypted reasoning)
     timeout: float = 600.0
     max_retries: int = 5
+    max_retry_wait: float = 60.0  # longest wait before a retry, in seconds; a Retry-After beyond it gives up
     extra_headers: dict[str, str] = field(default_factory=dict)
     extra_body: dict[str, Any] = field(default_factory=dict)
     tool_choice: str = "auto"
@@ -87,6 +88,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "store": (bool,),
     "timeout": (int, float),
     "max_retries": (int,),
+    "max_retry_wait": (int, float),
     "extra_headers": (dict,),
     "extra_body": (dict,),
     "tool_choice": (str,),
@@ -126,7 +128,7 @@ PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (valu
 }
 assert set(_TYPES) == {f.name for f in fields(Config)}
 _IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
-_CEILINGS = ("max_turns", "timeout", "command_timeout", "max_retries")  # a project may only lower these
+_CEILINGS = ("max_turns", "timeout", "command_timeout", "max_retries", "max_retry_wait")  # a project may only lower these
 
 
 def _default_limits() -> dict[str, int]:
@@ -197,6 +199,8 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")
     if cfg.timeout <= 0 or cfg.command_timeout <= 0:
         raise bad("timeouts must be positive")
+    if cfg.max_retry_wait < 0:
+        raise bad(f"max_retry_wait must not be negative, got {cfg.max_retry_wait}")
     if not cfg.model.strip():
         raise bad("model must not be empty")
     return cfg

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
+import time
 from pathlib import Path
 
 from sandbox.policy import Policy
@@ -215,3 +217,95 @@ def atomic_write(policy: Policy, path: Path, data: bytes, mode: int | None = Non
             raise
     finally:
         os.close(parent)
+
+
+def atomic_symlink(policy: Policy, path: Path, target: str) -> None:
+    """Make `path` a symlink to `target`, replacing what is there in one rename (never through a link)."""
+    parent = _parent_fd(policy, path, create=True)
+    tmp = f".{path.name}.{secrets.token_hex(4)}.coder-tmp"
+    try:
+        os.symlink(target, tmp, dir_fd=parent)
+        try:
+            os.rename(tmp, path.name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            os.unlink(tmp, dir_fd=parent)
+            raise
+    finally:
+        os.close(parent)
+
+
+def remove(policy: Policy, path: Path, directory: bool = False) -> bool:
+    """Remove a file or link (or an empty folder), reached without following links; False if it was not there."""
+    try:
+        parent = _parent_fd(policy, path, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        (os.rmdir if directory else os.unlink)(path.name, dir_fd=parent)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(parent)
+
+
+# What atomic_write (and atomic_symlink) name their temp files: `.NAME.<8 hex>.coder-tmp`.
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.coder-tmp")
+_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules"})  # nothing of the agent's is written there
+_LISTABLE = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_stale_temp_files(root: Path, *, min_age: float = 60.0, max_entries: int = 50_000,
+                            max_seconds: float = 0.5, max_depth: int = 64) -> list[Path]:
+    """Remove the temp files a killed coder left under `root` (kill -9 between write and rename); the paths removed.
+
+    Only names of atomic_write's exact pattern, only files and symlinks (never a folder), and only
+    those older than `min_age` seconds, since another coder in the same tree may be writing one right
+    now. Every folder is opened relative to its parent without following links, and entries are
+    removed by name relative to that open folder, so a symlink swapped in cannot lead anywhere else.
+    The walk is bounded (entries, seconds, depth): it runs at start-up, and a leftover it misses
+    costs nothing but a stray file.
+    """
+    removed: list[Path] = []
+    budget = {"entries": max_entries, "deadline": time.monotonic() + max_seconds}
+
+    def walk(fd: int, folder: Path, depth: int) -> None:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                budget["entries"] -= 1
+                if budget["entries"] < 0 or time.monotonic() > budget["deadline"]:
+                    return
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode) and entry.name not in _SKIP_DIRS and depth < max_depth:
+                    try:
+                        child = os.open(entry.name, _LISTABLE, dir_fd=fd)
+                    except OSError:
+                        continue  # gone, unreadable, or swapped for a symlink
+                    try:
+                        walk(child, folder / entry.name, depth + 1)
+                    except OSError:
+                        pass  # a folder that vanished or cannot be listed: the others still count
+                    finally:
+                        os.close(child)
+                elif ((stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and _TEMP_NAME.fullmatch(entry.name)
+                      and time.time() - st.st_mtime > min_age):
+                    try:
+                        os.unlink(entry.name, dir_fd=fd)  # a link is removed itself, never what it points to
+                        removed.append(folder / entry.name)
+                    except OSError:
+                        pass
+
+    try:
+        top = os.open(root, _LISTABLE)
+    except OSError:
+        return removed
+    try:
+        walk(top, root, 0)
+    except OSError:
+        pass  # a folder that vanished mid-walk: what was removed so far stands
+    finally:
+        os.close(top)
+    return removed

@@ -5,7 +5,9 @@ transfer encoding), plays scripted model turns in order, and records every
 request so tests can assert on exactly what the agent sent. Faults are part of
 the script: HTTP errors with Retry-After, streams that stop early or break off,
 `error` events, failed and incomplete responses, and background responses
-that need polling.
+that need polling. Like the real endpoint, it refuses a store=false request
+that replays a reasoning item without its `encrypted_content` (HTTP 400, no
+script step used).
 """
 
 from __future__ import annotations
@@ -169,6 +171,16 @@ def sse_events(reply: Reply, body: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
+def unreplayable(body: Any) -> str | None:
+    """The id of a reasoning item a store=false request cannot replay (no encrypted_content), else None."""
+    if not isinstance(body, dict) or body.get("store", True) or not isinstance(body.get("input"), list):
+        return None
+    for item in body["input"]:
+        if isinstance(item, dict) and item.get("type") == "reasoning" and not item.get("encrypted_content"):
+            return str(item.get("id"))
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -260,6 +272,12 @@ class ScriptedServer:
                     if rid in srv.background:
                         srv.background[rid]["status"] = "cancelled"
                     return self._json(200, {"id": rid, "object": "response", "status": "cancelled"})
+                lost = unreplayable(body)
+                if lost is not None:
+                    return self._json(400, {"error": {
+                        "message": f"Item with id '{lost}' not found. Items are not persisted when `store` is set "
+                                   "to false. Try again with `store` set to true, or remove this item from your input.",
+                        "type": "invalid_request_error", "param": "input", "code": None}})
                 reply = srv._next(body)
                 if reply.delay:
                     time.sleep(reply.delay)

@@ -18,9 +18,30 @@ import pytest
 from tests.conftest import CODER, assert_stopped, coder, heartbeat
 from tests.scripted_server import Reply, call, message
 
-def test_version_is_fast_to_answer_and_needs_nothing(workspace: Path):
-    r = subprocess.run([str(CODER), "--version"], capture_output=True, text=True, env={"PATH": "/usr/bin"})
-    assert r.returncode == 0 and r.stdout.strip() == "coder 0.1.0"
+def test_version_needs_nothing_and_imports_nothing_heavy(tmp_path: Path):
+    from importlib.metadata import version
+
+    from coder import __version__
+
+    broken = tmp_path / "project"  # a project whose config would stop any command that read it
+    (broken / ".coder").mkdir(parents=True)
+    (broken / ".coder" / "config.toml").write_text("model = [unclosed\n")
+    r = subprocess.run([str(CODER), "--version"], capture_output=True, text=True, env={}, cwd=broken)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"coder {__version__}\n", "")
+    assert __version__ == version("coder")  # the installed distribution's own version
+    traced = subprocess.run([str(CODER), "--version"], capture_output=True, text=True, cwd=broken,
+                            env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in traced.stderr.splitlines() if line.startswith("import time:")}
+    assert "coder" in imported and "argparse" in imported  # the trace sees coder's own imports
+    assert not imported & {"openai", "httpx", "rich", "prompt_toolkit", "git", "gitdb", "tomllib"}
+
+
+def test_an_empty_answer_is_a_failure_in_one_line(server, env, workspace: Path):
+    server.add(Reply([]))  # completed, with an empty output list
+    r = coder("exec", "hello", env=env, cwd=workspace)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "coder: error: the response is incomplete: it completed with no answer and no tool call\n"
 
 
 def test_missing_key_is_one_clear_line(server, env, workspace: Path):
@@ -140,7 +161,11 @@ def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: 
     assert proc.returncode == 130
     assert_stopped(beat)
     assert "Traceback" not in err
-    assert json.loads(out.splitlines()[-1])["type"] in ("turn.done", "error")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events] == ["run.started", "request.started", "usage", "tool.started", "error", "turn.done"]
+    assert events[3]["call_id"] == c["call_id"]  # the command never reported finishing: it was killed
+    assert events[4] == {"type": "error", "message": "interrupted"}
+    assert events[5]["status"] == "interrupted" and events[5]["final_text"] == ""
 
 
 def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server, env, workspace: Path):

@@ -49,3 +49,15 @@ def test_a_typo_in_a_projects_sandbox_is_one_line(homes: Path, workspace: Path) 
     write(workspace / ".coder" / "config.toml", 'sandbox = "danger"\n')
     with pytest.raises(ConfigError, match=r"config.toml: sandbox must be one of read-only, workspace-write"):
         load_config(workspace)
+
+
+def test_max_retry_wait_is_a_setting_a_project_may_only_lower(homes: Path, workspace: Path) -> None:
+    assert load_config(workspace)[0].max_retry_wait == 60
+    write(homes / "config" / "coder" / "config.toml", "max_retry_wait = 30\n")
+    write(workspace / ".coder" / "config.toml", "max_retry_wait = 3600\n")
+    assert load_config(workspace)[0].max_retry_wait == 30
+    write(workspace / ".coder" / "config.toml", "max_retry_wait = 5\n")
+    assert load_config(workspace)[0].max_retry_wait == 5
+    write(workspace / ".coder" / "config.toml", "max_retry_wait = -1\n")
+    with pytest.raises(ConfigError, match="max_retry_wait must not be negative"):
+        load_config(workspace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 from coder.agent import Agent
@@ -11,7 +12,7 @@ import pytest
 
 from coder.config import Config, ConfigError
 from tests.core.conftest import assert_valid_history, events_of, run
-from tests.scripted_server import Reply, call, message
+from tests.scripted_server import Reply, call, message, reasoning
 
 FAST = {"max_retries": 3}
 
@@ -88,9 +89,9 @@ def test_stream_error_event(server, make_agent):
 
 def test_failed_and_incomplete_are_reported_not_success(server, make_agent, workspace: Path):
     (workspace / "a.txt").write_text("a\n")
-    server.add(Reply([message("x")], status="failed", error={"code": "server_error", "message": "model crashed"}))
+    server.add(Reply([message("x")], status="failed", error={"code": "invalid_prompt", "message": "prompt refused"}))
     failed = run(make_agent(**FAST), "one")
-    assert failed[-1].status == "failed" and "model crashed" in events_of(failed, "error")[0].message
+    assert failed[-1].status == "failed" and "prompt refused" in events_of(failed, "error")[0].message
 
     c = call("read_file", {"path": "a.txt"})
     server.add(Reply([message("cut"), c], status="incomplete"))
@@ -126,3 +127,119 @@ def test_background_needs_store(server, make_agent):
     with pytest.raises(ConfigError, match="store=true"):
         make_agent(model="gpt-5.3-codex", background=True)
     assert server.bodies == []
+
+
+def test_a_call_id_given_twice_runs_once_and_every_call_is_answered_once(server, make_agent, workspace: Path):
+    same = {"command": "echo ran >> log.txt", "timeout_seconds": None, "workdir": None}
+    repeat = [call("run_command", same, call_id="call_twice"), call("run_command", same, call_id="call_twice")]
+    clash = [call("run_command", {"command": "echo a >> clash.txt", "timeout_seconds": None, "workdir": None},
+                  call_id="call_clash"),
+             call("read_file", {"path": "log.txt"}, call_id="call_clash")]
+    server.add(Reply([*repeat, *clash]), Reply([message("done")]))
+    events = run(make_agent(**FAST), "go")
+
+    assert events[-1].ok and events[-1].final_text == "done"
+    assert (workspace / "log.txt").read_text() == "ran\n"  # the exact repeat ran once
+    assert not (workspace / "clash.txt").exists()  # calls that differ under one id: neither ran
+    notices = events_of(events, "notice")
+    assert len(notices) == 1 and "call_twice, call_clash" in notices[0].message
+    sent = server.bodies[1]["input"]
+    assert_valid_history(sent)
+    assert [i["call_id"] for i in sent if i["type"] == "function_call"] == ["call_twice", "call_clash"]
+    outputs = {i["call_id"]: i["output"] for i in sent if i["type"] == "function_call_output"}
+    assert outputs["call_twice"].startswith("Exit code: 0")
+    assert outputs["call_clash"].startswith("Error: not run: call_id call_clash was given to more than one call")
+
+
+@pytest.mark.parametrize("code", ["server_error", "rate_limit_exceeded"])
+def test_a_failed_response_with_a_passing_fault_is_retried(server, make_agent, code):
+    server.add(Reply([], status="failed", error={"code": code, "message": "try later"}), Reply([message("ok")]))
+    events = run(make_agent(**FAST), "hi")
+    retries = events_of(events, "retrying")
+    assert len(retries) == 1 and code in retries[0].reason and "try later" in retries[0].reason
+    assert len(server.bodies) == 2 and server.bodies[0] == server.bodies[1]
+    assert events[-1].ok and events[-1].final_text == "ok"
+    first, second = _keys(server)
+    assert first and second and first != second  # that response is over: the same key would replay the failure
+
+
+def test_a_failed_response_with_a_bad_request_code_fails_once(server, make_agent):
+    server.add(Reply([], status="failed", error={"code": "invalid_prompt", "message": "refused"}))
+    events = run(make_agent(**FAST), "hi")
+    assert len(server.bodies) == 1 and not events_of(events, "retrying")
+    assert [e.message for e in events_of(events, "error")] == ["the response failed: invalid_prompt refused"]
+    assert events[-1].status == "failed"
+
+
+def _keys(server) -> list[str]:
+    return [r["headers"].get("idempotency-key") for r in server.requests if r["method"] == "POST"]
+
+
+def test_retries_of_one_request_carry_one_idempotency_key_and_409_is_waited_on(server, make_agent):
+    in_progress = Reply(http_status=409, headers={"Retry-After": "0.1"},
+                        error={"error": {"message": "a request with this Idempotency-Key is in progress"}})
+    server.add(Reply([message("lost")], cut_after=4), in_progress, in_progress, Reply([message("one")]),
+               Reply([message("two")]))
+    agent = make_agent(max_retries=1)  # the 409s do not spend retries
+    first = run(agent, "first")
+    assert first[-1].ok and first[-1].final_text == "one"
+    assert [r.delay for r in events_of(first, "retrying")][1:] == [0.1, 0.1]
+    assert "HTTP 409" in events_of(first, "retrying")[1].reason
+    assert run(agent, "second")[-1].ok
+    keys = _keys(server)
+    assert len(keys) == 5 and keys[0] and len(set(keys[:4])) == 1  # every try of the first request: one key
+    assert keys[4] and keys[4] != keys[0]  # the next request: a key of its own
+
+
+def test_a_409_that_never_ends_gives_up_after_the_request_timeout(server, make_agent):
+    server.add(*[Reply(http_status=409, headers={"Retry-After": "0.1"},
+                       error={"error": {"message": "Idempotency-Key in use"}}) for _ in range(40)])
+    started = time.monotonic()
+    events = run(make_agent(max_retries=1, timeout=0.5), "hi")
+    assert time.monotonic() - started < 5
+    assert events[-1].status == "failed"
+    errors = events_of(events, "error")
+    assert len(errors) == 1 and errors[0].message.startswith("HTTP 409: Idempotency-Key in use (still after 0.5 s")
+    assert 3 <= len(server.bodies) <= 10
+
+
+def test_a_retry_after_past_max_retry_wait_gives_up_at_once(server, make_agent):
+    server.add(Reply(http_status=429, headers={"Retry-After": "3600"}, error={"error": {"message": "quota"}}))
+    agent = make_agent(**FAST)
+    guard = threading.Timer(5, agent.cancel)  # before the cap, this was an hour's silent sleep
+    guard.start()
+    try:
+        events = run(agent, "hi")
+    finally:
+        guard.cancel()
+    assert events[-1].status == "failed" and not events_of(events, "retrying") and len(server.bodies) == 1
+    assert [e.message for e in events_of(events, "error")] == [
+        "HTTP 429: quota (the endpoint asks to wait 3600 s before retrying, more than max_retry_wait = 60 s)"]
+
+
+def test_waits_are_capped_by_max_retry_wait(server, make_agent):
+    server.add(*[Reply(http_status=503, error={"error": {"message": "busy"}}) for _ in range(3)], Reply([message("ok")]))
+    events = run(make_agent(max_retries=3, max_retry_wait=0.05), "hi")
+    delays = [r.delay for r in events_of(events, "retrying")]
+    assert len(delays) == 3 and all(d <= 0.05 for d in delays)  # backoff alone would be 0.5, 1, 2 s
+    assert events[-1].ok
+
+
+def test_reasoning_without_encrypted_content_is_left_out_under_zdr(server, make_agent, workspace: Path):
+    (workspace / "f.txt").write_text("x\n")
+    bare = reasoning("thinking")
+    del bare["encrypted_content"]  # what a provider that ignores include sends
+    kept = reasoning("more", encrypted="gAAAA-kept==")
+    c = call("read_file", {"path": "f.txt"})
+    server.add(Reply([bare, c]), Reply([kept, message("done")]), Reply([message("again")]))
+    agent = make_agent()
+    first = run(agent, "read it")
+    second = run(agent, "and again")
+    assert first[-1].ok and second[-1].ok
+    notices = events_of(first, "notice") + events_of(second, "notice")
+    assert len(notices) == 1 and "encrypted_content" in notices[0].message
+    items = agent.conversation.items
+    assert bare in items  # kept in the conversation (and so the transcript), only not sent
+    assert server.bodies[1]["input"] == [items[0], c, items[3]]
+    assert server.bodies[2]["input"] == [i for i in items[:-1] if i != bare]
+    assert_valid_history(server.bodies[2]["input"])

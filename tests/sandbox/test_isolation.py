@@ -369,9 +369,27 @@ print("inside connections", ok, "of", tries)
         assert "PRIVATE KEY" not in out and "id_rsa" not in out.split("Output:")[-1].replace(f"{secret_dir}/id_rsa", "")
 
 
-def test_the_backend_in_use_is_reported(workspace: Path):
-    chosen = backends.select(Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE))
-    assert chosen.name in ("landlock", "bwrap", "none") and chosen.detail  # says what, or why not
+def test_the_backend_in_use_is_reported(workspace: Path, outside: Path):
+    policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=())
+    order = ("seatbelt",) if sys.platform == "darwin" else ("landlock", "bwrap")
+    probes = {name: backends.PROBES[name]() for name in order}
+    assert all(why for _, why in probes.values())  # each says what it is, or why not
+    if not os.access(backends.BWRAP, os.X_OK):
+        assert probes.get("bwrap", (False, ""))[0] is False
+    available = [name for name in order if probes[name][0]]
+    chosen = backends.select(policy)
+    if available:  # the first this machine can run, reported with its probe's detail
+        assert chosen == backends.Backend(available[0], probes[available[0]][1])
+    else:  # none, with every reason
+        assert chosen == backends.Backend("none", "; ".join(why for _, why in probes.values()))
+    for name, (ok, why) in probes.items():  # a choice is exactly that backend, or none with its reason
+        assert backends.select(policy, name) == backends.Backend(name if ok else "none", why)
+    assert backends.select(Policy.for_workspace(workspace, Mode.FULL_ACCESS)).name == "unsandboxed"
+    if chosen.isolates:  # and what is reported is what confines a command
+        ctx = ToolContext(policy=policy, env={"PATH": "/usr/bin:/bin"}, default_timeout=20, backend=chosen)
+        out = sh(ctx, f"echo made > inside.txt; echo changed > {outside}/target.txt; echo new > {outside}/new.txt")
+        assert (workspace / "inside.txt").read_text() == "made\n", out  # it ran, inside
+        assert (outside / "target.txt").read_text() == "original\n" and not (outside / "new.txt").exists()
 
 
 def test_interrupt_kills_everything_under_the_sandbox(sbx: ToolContext, workspace: Path):

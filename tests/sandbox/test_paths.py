@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from sandbox.paths import PathDenied, atomic_write, display, open_file, read_bytes, resolve_read, resolve_write
+from sandbox.paths import (PathDenied, atomic_write, display, open_file, read_bytes, remove_stale_temp_files,
+                           resolve_read, resolve_write)
 from sandbox.policy import Mode, Policy
 
 
@@ -142,3 +147,87 @@ def test_file_swapped_for_a_symlink_after_the_check(policy: Policy, workspace: P
 def test_missing_parent_folders_are_created_without_following_links(policy: Policy, workspace: Path) -> None:
     atomic_write(policy, resolve_write(policy, "x/y/z.txt"), b"1")
     assert (workspace / "x" / "y" / "z.txt").read_bytes() == b"1"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python(code: str, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.coder-tmp"))
+
+
+def test_atomic_write_leaves_no_temp_file_when_the_write_fails(workspace: Path) -> None:
+    """An ordinary error (here the file-size limit, as a full disk would be) removes the temp file."""
+    (workspace / "f.txt").write_text("old\n")
+    code = ("import resource, signal, sys\n"
+            "from pathlib import Path\n"
+            "from sandbox.paths import atomic_write\n"
+            "from sandbox.policy import Policy\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+            "ws = Path(sys.argv[1])\n"
+            "try:\n"
+            "    atomic_write(Policy.for_workspace(ws, deny_read=()), ws / 'f.txt', b'x' * 100_000)\n"
+            "except OSError as e:\n"
+            "    print(e.strerror)\n")
+    out, err = _python(code, str(workspace)).communicate(timeout=30)
+    assert out.strip() == "File too large", err
+    assert (workspace / "f.txt").read_text() == "old\n" and _temp_files(workspace) == []
+
+
+def test_a_temp_file_left_by_kill_9_is_removed_at_the_next_start_once_stale(workspace: Path, tmp_path: Path) -> None:
+    code = ("import os, sys, time\n"
+            "from pathlib import Path\n"
+            "from sandbox.paths import atomic_write\n"
+            "from sandbox.policy import Policy\n"
+            "def stall(*args, **kw):\n"  # hold the moment between writing and renaming
+            "    print('written', flush=True)\n"
+            "    time.sleep(60)\n"
+            "os.rename = stall\n"
+            "ws = Path(sys.argv[1])\n"
+            "atomic_write(Policy.for_workspace(ws, deny_read=()), ws / 'sub' / 'f.txt', b'data')\n")
+    proc = _python(code, str(workspace))
+    assert proc.stdout.readline() == "written\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    [left] = (workspace / "sub").glob(".f.txt.*.coder-tmp")
+    assert remove_stale_temp_files(workspace) == []  # fresh: another coder may be writing it right now
+    old = time.time() - 120
+    os.utime(left, (old, old))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".g.txt.0123abcd.coder-tmp").write_text("not ours to remove\n")
+    (workspace / "linked").symlink_to(outside)  # a folder link is never followed
+    (workspace / ".h.txt.89abcdef.coder-tmp").symlink_to(outside / "keep.txt")  # a link is removed, not its target
+    (outside / "keep.txt").write_text("keep\n")
+    for name in (".x.coder-tmp", ".y.txt.ABCDEF01.coder-tmp", "z.txt.0123abcd.coder-tmp.bak"):  # not the pattern
+        (workspace / name).write_text("user's\n")
+    (workspace / ".d.0123abcd.coder-tmp").mkdir()  # never a folder
+    for p in [*workspace.iterdir(), *outside.iterdir()]:
+        os.utime(p, (old, old), follow_symlinks=False)
+
+    removed = remove_stale_temp_files(workspace)
+    assert sorted(removed) == sorted([left, workspace / ".h.txt.89abcdef.coder-tmp"])
+    assert _temp_files(workspace / "sub") == [] and (outside / "keep.txt").read_text() == "keep\n"
+    assert (outside / ".g.txt.0123abcd.coder-tmp").exists()
+    assert sorted(p.name for p in workspace.iterdir()) == [
+        ".d.0123abcd.coder-tmp", ".x.coder-tmp", ".y.txt.ABCDEF01.coder-tmp", "linked", "sub",
+        "z.txt.0123abcd.coder-tmp.bak"]
+
+
+def test_the_start_up_clean_up_is_bounded(workspace: Path) -> None:
+    for i in range(30):
+        d = workspace / f"d{i:02d}"
+        d.mkdir()
+        (d / f".f.{i:08x}.coder-tmp").write_text("x")
+        os.utime(d / f".f.{i:08x}.coder-tmp", (0, 0))
+    first = remove_stale_temp_files(workspace, max_entries=20)  # 20 entries: folders and files both count
+    assert 0 < len(first) < 20 and len(_temp_files(workspace)) == 30 - len(first)
+    rest = remove_stale_temp_files(workspace)  # a later start finishes the job
+    assert len(rest) == 30 - len(first) and _temp_files(workspace) == []
+    assert remove_stale_temp_files(workspace / "missing") == []
