@@ -224,8 +224,9 @@ def bench_command_overhead(runs: int, workspace: Path) -> None:
               f"Unix connect() {per_connect:.0f} us")
 
 
-def bench_checkpoints(workspace: Path, files: int = 2000, runs: int = 5) -> None:
-    """begin_turn + end_turn (the cost a recorded session adds per user turn) in a git repo of `files` files."""
+def bench_checkpoints(workspace: Path, files: int = 2000, runs: int = 7) -> None:
+    """What recording a turn for undo costs in a git repo of `files` files: a turn with one file-tool
+    write, and the two snapshots that bracket each command."""
     from coder.checkpoints import Checkpoints
 
     repo = workspace / "repo"
@@ -236,15 +237,28 @@ def bench_checkpoints(workspace: Path, files: int = 2000, runs: int = 5) -> None
     subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
     subprocess.run(git + ["add", "."], cwd=repo, check=True)
     subprocess.run(git + ["commit", "-qm", "base"], cwd=repo, check=True)
+    time.sleep(0.2)  # older than a timestamp tick: the stat cache may trust them
     cp = Checkpoints(repo, "bench", workspace / "store")
-    times = []
+    turns, commands = [], []
     for i in range(runs):
+        target = repo / "pkg0" / "mod0.py"
         t = time.perf_counter()
         cp.begin_turn(f"turn {i}")
-        (repo / "pkg0" / "mod0.py").write_text(f"changed {i}\n")
+        cp.before_write(target)
+        target.write_text(f"changed {i}\n")
+        cp.after_write(target)
         cp.end_turn()
-        times.append(time.perf_counter() - t)
-    print(f"checkpoint before+after a turn ({files} files, git) {median_ms(times[1:])} (first {times[0] * 1000:.0f} ms)")
+        turns.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        cp.begin_turn(f"command {i}")
+        cp.before_command()
+        (repo / "pkg1" / "mod1.py").write_text(f"by a command {i}\n")
+        cp.after_command()
+        cp.end_turn()
+        commands.append(time.perf_counter() - t)
+    print(f"undo record, turn with one write ({files} files, git)   {median_ms(turns[1:])}")
+    print(f"undo record, turn with one command ({files} files, git) {median_ms(commands[1:])} "
+          f"(first {commands[0] * 1000:.0f} ms: every file read once)")
 
 
 def main() -> None:

@@ -1,92 +1,98 @@
-"""Checkpoints around each agent turn, so `undo` can put back what a turn changed and nothing else.
+"""Undo for the agent's turns: what each turn changed, recorded as it happened, and put back exactly.
 
-In a git repository a checkpoint is a commit object under
-`refs/coder/checkpoints/<session>` whose tree is the workspace as it was. It is
-built through coder.git: git lists the paths (`ls-files`, reading the user's
-index but never writing it), and the files are hashed and written as blobs,
-trees and commits in-process, so no filter, hook or fsmonitor of the
-repository runs and a checkpoint holds each file's exact bytes. The user's
-branch, index, stash, HEAD and `git status` are never touched. Left out:
-ignored files, nested repositories and submodules (never entered), deny-listed
-paths, and untracked files over MAX_UNTRACKED_BYTES. A file whose size and
-times have not changed since the last snapshot is not read again.
+A turn's changes are attributed when they happen, never by comparing two
+moments that other writers share (the user at their editor, another session):
+- a file tool announces each path before it writes (`before_write`) and after
+  (`after_write`): the path's content before the turn first touched it (its
+  pre-image) and after it last did;
+- in a git repository, each command is bracketed by two snapshots of the work
+  tree (coder.snapshots; `before_command`, `after_command`): what differs
+  between them is the command's doing.
+A user's edit between the agent's steps is never the turn's. One made while a
+command runs is (it cannot be told apart).
 
-Outside git (or without a git binary) only the files announced through
-`note_file` are covered: their before and after bytes are copied to `store_dir`.
-Changes made by shell commands are invisible there.
+Contents go into an object store, as exact bytes with their permission bits:
+the repository's own object database (kept from gc by a commit per turn under
+`refs/coder/checkpoints/<session>`; the user's branch, index and HEAD are never
+touched), or outside git a private one in the session's directory. A file
+larger than the budget is identified, not kept, and undo says it cannot put it
+back. Every change is handed to `record` (the transcript) as it happens, so a
+turn cut off by kill -9 is as undoable as a finished one.
 
-`diff()` covers only files some turn of this session changed, so a user's own
-edit to a file the agent never touched is not shown as the agent's.
+Undo puts back the last turn's paths, and only if each is still as the turn
+left it; otherwise it refuses and says which and how (`force=True` goes ahead,
+keeping the user's version in the session's directory). It reports what it
+restored, what it could not and why, and, with auto-commit, whether the
+turn's commit went too.
 """
 
 from __future__ import annotations
 
 import difflib
-import errno
 import functools
-import hashlib
 import os
 import re
-import secrets
 import stat
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from coder.git import BLOB, EXEC, GITLINK, LINK, LIST_TIMEOUT, GitError, Repository
+from coder.git import GITLINK, LINK, GitError, Objects, Repository
+from coder.snapshots import OTHER, Dirs, Entry, Snapshotter, entry_of, read, same
+from sandbox.paths import PathDenied, atomic_symlink, atomic_write, remove
+from sandbox.policy import Mode, Policy
 
 REF_ROOT = "refs/coder/checkpoints/"
 AUTHOR = "coder <coder@localhost>"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
+KEEP_FILE_BYTES = 64 << 20  # a file's pre-image is kept up to this size...
+KEEP_SESSION_BYTES = 512 << 20  # ...and all of a session's together up to this
 
 # Runs a command (argv, environment, directory) somewhere safe; returns (exit code, output).
 Runner = Callable[[list[str], dict[str, str], Path], tuple[int, str]]
+Record = Callable[[dict[str, Any]], None]
+Others = Callable[[], dict[str, list[tuple[str, "Entry | None"]]]]  # path -> [(session id, what it wrote)]
 
 
 class CheckpointError(Exception):
-    """A one-line, user-facing reason (e.g. 'undo refused: you edited a.py since; ...')."""
+    """A one-line, user-facing reason (e.g. 'nothing to undo')."""
 
 
 @dataclass
 class UndoResult:
     restored: list[str]  # workspace-relative paths put back (or deleted, if the turn created them)
-    refused: bool  # True when undo refused because the user edited one of the same files
+    refused: bool  # True when undo refused because the user changed one of the same files since
     diff: str  # when refused: what the turn left vs what is there now, for those files
-    message: str  # one line for the user
-
-
-@dataclass(frozen=True)
-class _State:
-    """One file as the copy fallback saw it; `key` is what "unchanged" compares."""
-
-    kind: str  # "absent", "file", "link" or "other"
-    mode: int = 0
-    digest: str = ""
-    copy: Path | None = None
-    target: str = ""
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        return (self.kind, self.mode, self.digest)
-
-    def data(self) -> bytes | None:
-        if self.kind == "link":
-            return os.fsencode(self.target)
-        return self.copy.read_bytes() if self.copy is not None else None
+    message: str  # one line for the user (more lines follow for what could not be restored)
+    not_restored: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    left_alone: list[tuple[str, str]] = field(default_factory=list)  # (path, why): another session's, not ours
+    label: str = ""
+    commit: str = ""  # the turn's auto-commit, if any
+    commit_removed: bool = False
+    kept: list[str] = field(default_factory=list)  # with force: where the user's versions were kept
 
 
 @dataclass
-class _Turn:
+class Change:
+    pre: Entry | None  # before the turn first touched the path (None: it did not exist)
+    post: Entry | None  # after the turn last touched it
+
+
+@dataclass
+class Turn:
+    number: int
     label: str
-    before: str = ""  # git: tree oid before the turn
-    after: str = ""  # git: tree oid after it
-    paths: list[str] = field(default_factory=list)  # workspace-relative, what the turn changed
-    new_dirs: set[str] = field(default_factory=set)  # directories that did not exist when a write was announced
-    saved: dict[str, _State] = field(default_factory=dict)  # fallback: before the turn
-    left: dict[str, _State] = field(default_factory=dict)  # fallback: after it
+    changes: dict[str, Change] = field(default_factory=dict)
+    new_dirs: set[str] = field(default_factory=set)  # folders a file tool's write created
+    commit: str = ""  # the auto-commit of this turn's files
+    by_tools: set[str] = field(default_factory=set)  # paths a file tool wrote (the rest came from commands)
+    open_command: bool = False  # a command started and has not been accounted for (a crash)
+    open_writes: dict[str, Entry | None] = field(default_factory=dict)  # announced, not yet written
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted(p for p, c in self.changes.items() if not same(c.pre, c.post))
 
 
 def _one_line(method: Callable[..., Any]) -> Any:
@@ -96,7 +102,7 @@ def _one_line(method: Callable[..., Any]) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except GitError as e:
+        except (GitError, PathDenied) as e:
             raise CheckpointError(str(e)) from None
         except (OSError, ValueError) as e:  # anything else is a bug of ours: keep the traceback
             what = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e).strip()
@@ -106,157 +112,477 @@ def _one_line(method: Callable[..., Any]) -> Any:
     return wrapper
 
 
-MAX_UNTRACKED_BYTES = 10 << 20  # an untracked file larger than this is left out of checkpoints (and said so)
-_RACY_SECONDS = 0.1  # a file changed this recently may change again within its timestamp's resolution
+class Checkpoints:
+    """The turns of one session that changed files, and undo of the last one (see the module)."""
 
-
-class _Git:
-    """Snapshots of the workspace as tree objects, written in-process (coder.git)."""
-
-    def __init__(self, repo: Repository, workspace: Path, session_id: str, exclude: list[Path]) -> None:
-        self.repo = repo
-        self.root = repo.root
-        self.workspace = workspace
-        rel = workspace.relative_to(self.root).as_posix()
-        self.prefix = "" if rel == "." else rel + "/"
-        self.ref = REF_ROOT + session_id
-        self.exclude = [p.resolve().relative_to(workspace).as_posix() for p in exclude
-                        if p.resolve().is_relative_to(workspace) and p.resolve() != workspace]  # workspace-relative
-        self._last: tuple[dict[str, tuple[int, str]] | None, str] = (None, "")  # the last snapshot and its tree
-        self.skipped: list[str] = []  # large untracked files left out of the last snapshot
-        self._known: dict[str, tuple[tuple[int, ...], int, str]] = {}  # path -> (stat key, mode, blob id)
-        self.tip = repo.resolve(self.ref)  # a resumed session
-        self.tip_tree = repo.resolve(self.tip + "^{tree}") if self.tip else ""
+    @_one_line
+    def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = (),
+                 record: Record | None = None, others: Others | None = None) -> None:
+        """`exclude`: paths never read (the sandbox's deny list); `record`: where changes are written down;
+        `others`: what other sessions in this workspace recorded writing (see `undo`)."""
+        self.workspace = Path(workspace).resolve()
+        if not self.workspace.is_dir():
+            raise CheckpointError(f"checkpoints: {workspace} is not a directory")
+        self._store_dir = Path(store_dir)
+        self._store_dir.mkdir(parents=True, exist_ok=True)
+        self.record = record or (lambda r: None)
+        self.others = others or (lambda: {})
+        self.repo = Repository.find(self.workspace)
+        self._snapshots: Snapshotter | None = None
+        if self.repo is not None:
+            self.objects: Objects = self.repo.objects
+            self._snapshots = Snapshotter(self.repo, self.workspace, [self._store_dir, *map(Path, exclude)])
+            self.prefix = self.workspace.relative_to(self.repo.root).as_posix()
+            self.prefix = "" if self.prefix == "." else self.prefix + "/"
+            safe = re.sub(r"[^A-Za-z0-9_-]+", "-", session_id).strip("-") or "session"
+            self.ref = REF_ROOT + safe
+            self._tip = self.repo.resolve(self.ref)
+        else:
+            self.objects = Objects(self._store_dir / "objects")
+        self._policy = Policy.for_workspace(self.workspace, Mode.WORKSPACE_WRITE, deny_read=tuple(map(Path, exclude)))
+        self._turns: list[Turn] = []  # turns that changed something, oldest first
+        self._open: Turn | None = None
+        self._count = 0  # turns begun in this session
+        self._origin: dict[str, Entry | None] = {}  # each path as the session first found it (for diff)
+        self._kept_bytes = 0
+        self._before_command: dict[str, Entry] | None = None
+        self._recording: threading.Thread | None = None
 
     @property
-    def git_dir(self) -> Path:
-        return self.repo.git_dir
+    def in_git(self) -> bool:
+        return self.repo is not None
 
-    def snapshot(self) -> str:
-        """The work tree under the workspace as a tree id (workspace-relative paths)."""
-        entries: dict[str, tuple[int, str]] = {}
-        self.skipped = []
-        dirs = _Dirs(self.workspace)
+    @property
+    def git_dir(self) -> Path | None:
+        return self.repo.git_dir if self.repo else None
+
+    # --- recording a turn ---------------------------------------------------------------------
+    @_one_line
+    def begin_turn(self, label: str) -> None:
+        if self._open is not None:
+            self.end_turn()
+        self._count += 1
+        self._open = Turn(self._count, label)
+        self.record({"type": "turn", "turn": self._count, "label": label})
+
+    def _turn(self) -> Turn:
+        if self._open is None:
+            self.begin_turn("")
+        assert self._open is not None
+        return self._open
+
+    def _rel(self, path: Path) -> str | None:
+        path = Path(path) if Path(path).is_absolute() else self.workspace / path
+        path = path.parent.resolve() / path.name
+        if not path.is_relative_to(self.workspace) or path == self.workspace:
+            return None  # outside the workspace: not ours to undo
+        return path.relative_to(self.workspace).as_posix()
+
+    @_one_line
+    def before_write(self, path: Path) -> None:
+        """A file tool is about to write `path`: keep what is there now, the first time this turn."""
+        rel = self._rel(path)
+        if rel is None:
+            return
+        turn = self._turn()
+        parent = (self.workspace / rel).parent
+        while parent != self.workspace and not parent.is_dir():
+            turn.new_dirs.add(parent.relative_to(self.workspace).as_posix())
+            parent = parent.parent
+        pre = self._capture(rel)
+        turn.open_writes[rel] = pre
+        self.record({"type": "write", "turn": turn.number, "path": rel, "pre": _json(pre),
+                     "new_dirs": sorted(turn.new_dirs)})
+
+    @_one_line
+    def after_write(self, path: Path) -> None:
+        rel = self._rel(path)
+        if rel is None or self._open is None or rel not in self._open.open_writes:
+            return
+        pre = self._open.open_writes.pop(rel)
+        self._open.by_tools.add(rel)
+        self._change(self._open, rel, pre, self._capture(rel))
+
+    @_one_line
+    def before_command(self) -> None:
+        """In git, a command is bracketed by snapshots (outside git, commands are not covered)."""
+        if self._snapshots is None:
+            return
+        turn = self._turn()
+        before = self._before_command = self._snapshots.take().entries
+        turn.open_command = True
+
+        def record() -> None:  # the tree is for a restart after a crash mid-command: written while it runs
+            self.record({"type": "command", "turn": turn.number, "before": self._snapshot_tree(before)})
+
+        self._recording = threading.Thread(target=record, name="coder-checkpoint", daemon=True)
+        self._recording.start()
+
+    @_one_line
+    def after_command(self) -> None:
+        before, self._before_command = self._before_command, None
+        if self._recording is not None:
+            self._recording.join()
+            self._recording = None
+        if self._snapshots is None or before is None or self._open is None:
+            return
+        self._account(self._open, before, self._snapshots.take().entries)
+
+    def _account(self, turn: Turn, before: dict[str, Entry], after: dict[str, Entry]) -> None:
+        turn.open_command = False
+        for rel in sorted(before.keys() | after.keys()):
+            if not same(before.get(rel), after.get(rel)):
+                self._change(turn, rel, before.get(rel), after.get(rel))
+        self.record({"type": "command-end", "turn": turn.number})
+
+    def _change(self, turn: Turn, rel: str, pre: Entry | None, post: Entry | None) -> None:
+        known = turn.changes.get(rel)
+        turn.changes[rel] = Change(known.pre if known else pre, post)
+        self._origin.setdefault(rel, pre)
+        self.record({"type": "change", "turn": turn.number, "path": rel, "pre": _json(pre), "post": _json(post)})
+
+    def _capture(self, rel: str) -> Entry | None:
+        """What `rel` holds now, its bytes kept in the store within the size budget."""
+        dirs = Dirs(self.workspace)
         try:
-            # One listing: tracked entries come with their mode and id ("100644 <oid> 0\tpath"), untracked
-            # ones as bare paths, a nested repository as "dir/".
-            for line in self.repo.run("ls-files", "-z", "-s", "-c", "-o", "--exclude-standard",
-                                      cwd=self.workspace, timeout=LIST_TIMEOUT).split(b"\0"):
-                meta, tab, name = line.partition(b"\t")
-                if not tab:
-                    name = meta
-                rel = os.fsdecode(name)
-                if not rel or rel.endswith("/"):  # a nested repository: someone's, never entered
-                    continue
-                if tab and meta.startswith(b"160000 "):  # a submodule: recorded as its commit, never entered
-                    entries[rel] = (GITLINK, meta.split()[1].decode())
-                    continue
-                entry = self._file(rel, not tab, dirs)
-                if entry is not None:
-                    entries[rel] = entry
+            room = max(0, min(KEEP_FILE_BYTES, KEEP_SESSION_BYTES - self._kept_bytes))
+            found = read(dirs, rel, limit=room)
         finally:
             dirs.close()
-        if entries == self._last[0]:
-            return self._last[1]  # nothing moved since the last snapshot
-        tree = self.repo.write_tree(entries)
-        self._last = (entries, tree)
-        return tree
-
-    def _file(self, rel: str, untracked: bool, dirs: "_Dirs") -> tuple[int, str] | None:
-        if self.exclude and any(rel == e or rel.startswith(e + "/") for e in self.exclude):
+        if found is None:
             return None
-        parent, _, name = rel.rpartition("/")
+        st, data = found
+        if data is not None and stat.S_ISREG(st.st_mode):
+            self._kept_bytes += len(data)
+        return entry_of(st, data, lambda b: self.objects.store("blob", b))
+
+    def _snapshot_tree(self, entries: dict[str, Entry]) -> str:
+        return self.objects.write_tree({r: (e.mode, e.oid) for r, e in entries.items() if e.kept})
+
+    @_one_line
+    def end_turn(self) -> list[str]:
+        """The paths the turn changed ([]: nothing to undo); its objects are kept from then on."""
+        turn, self._open = self._open, None
+        if turn is None:
+            return []
+        if turn.open_command and self._before_command is not None:
+            self.after_command()  # a command cut off mid-way: what it did is still the turn's
+        for rel, pre in list(turn.open_writes.items()):
+            self._change(turn, rel, pre, self._capture(rel))
+        turn.open_writes.clear()
+        self.record({"type": "turn-end", "turn": turn.number})
+        if not turn.paths:
+            return []
+        self._turns.append(turn)
+        self._keep(turn)
+        return turn.paths
+
+    def _keep(self, turn: Turn) -> None:
+        """In a repository, a commit of the turn's pre- and post-images on the session's ref keeps them from gc."""
+        if self.repo is None:
+            return
+        images = {f"{side}/{rel}": (e.mode, e.oid) for rel, c in turn.changes.items()
+                  for side, e in (("pre", c.pre), ("post", c.post)) if e is not None and e.kept}
+        if not images:
+            return
+        tip = self.objects.commit(self.objects.write_tree(images), [self._tip] if self._tip else [],
+                                  f"coder turn {turn.number}: {turn.label}")
+        self.repo.set_ref(self.ref, tip, self._tip)
+        self._tip = tip
+
+    # --- after a restart ----------------------------------------------------------------------
+    @_one_line
+    def replay(self, records: list[dict[str, Any]]) -> None:
+        """Rebuild the undo stack from the records an earlier process wrote (turns cut off included)."""
+        turns: dict[int, Turn] = {}
+        for r in records:
+            kind, number = r.get("type"), r.get("turn")
+            if kind == "turn" and isinstance(number, dict):  # a turn as coder 0.1 recorded it, at its end
+                self._count += 1
+                turns[self._count] = self._old_turn(self._count, number)
+            elif kind == "turn" and isinstance(number, int):
+                turns[number] = Turn(number, r.get("label", ""))
+                self._count = max(self._count, number)
+            elif kind == "undo":
+                changed = [n for n, t in turns.items() if t.paths]
+                turns.pop(r.get("turn_number", changed[-1] if changed else 0), None)
+            elif isinstance(number, int) and number in turns:
+                self._replay_one(turns[number], r)
+        for turn in turns.values():
+            if turn.open_command:  # cut off during a command: account for it now
+                self._account(turn, self._before_command or {}, self._snapshots.take().entries
+                              if self._snapshots else {})
+            for rel, pre in list(turn.open_writes.items()):  # cut off during a write
+                self._change(turn, rel, pre, self._capture(rel))
+            turn.open_writes.clear()
+            if turn.paths:
+                self._turns.append(turn)
+        self._turns.sort(key=lambda t: t.number)
+        self._before_command = None
+
+    def _old_turn(self, number: int, data: dict[str, Any]) -> Turn:
+        """A turn of coder 0.1's records: trees before and after (git), or copies of the files."""
+        turn = Turn(number, data.get("label", ""), new_dirs=set(data.get("new_dirs", [])))
+        if data.get("before") and data.get("after"):
+            trees = [self.objects.read_tree(data[k]) for k in ("before", "after")]
+            entries = [{r: Entry(m, o, 0o755 if m == 0o100755 else 0o644) for r, (m, o) in t.items()} for t in trees]
+        else:
+            entries = [{r: self._old_state(v) for r, v in data.get(k, {}).items()} for k in ("saved", "left")]
+        for rel in data.get("paths", []):
+            turn.changes[rel] = Change(entries[0].get(rel), entries[1].get(rel))
+            self._origin.setdefault(rel, entries[0].get(rel))
+        return turn
+
+    def _old_state(self, state: dict[str, Any]) -> Entry | None:
+        if state.get("kind") == "link":
+            return Entry(LINK, self.objects.store("blob", os.fsencode(state.get("target", ""))), 0)
+        if state.get("kind") != "file" or not state.get("copy"):
+            return None if state.get("kind") == "absent" else Entry(OTHER, "", 0, kept=False)
+        data = Path(state["copy"]).read_bytes()
+        mode = 0o100755 if state.get("mode", 0) & 0o100 else 0o100644
+        return Entry(mode, self.objects.store("blob", data), state.get("mode", 0o644))
+
+    def _replay_one(self, turn: Turn, r: dict[str, Any]) -> None:
+        kind = r["type"]
+        if kind == "write":
+            turn.open_writes[r["path"]] = Entry.from_json(r.get("pre"))
+            turn.by_tools.add(r["path"])
+            turn.new_dirs.update(r.get("new_dirs", []))
+        elif kind == "change":
+            rel = r["path"]
+            turn.open_writes.pop(rel, None)
+            known = turn.changes.get(rel)
+            pre, post = Entry.from_json(r.get("pre")), Entry.from_json(r.get("post"))
+            turn.changes[rel] = Change(known.pre if known else pre, post)
+            self._origin.setdefault(rel, pre)
+        elif kind == "command":
+            turn.open_command = True
+            tree = r.get("before", "")
+            self._before_command = {p: Entry(m, o) for p, (m, o) in self.objects.read_tree(tree).items()} \
+                if tree else {}
+        elif kind == "command-end":
+            turn.open_command = False
+        elif kind == "commit":
+            turn.commit = r.get("sha", "")
+
+    # --- undo -----------------------------------------------------------------------------------
+    def can_undo(self) -> bool:
+        return bool(self._turns)
+
+    @_one_line
+    def undo(self, force: bool = False) -> UndoResult:
+        """Put the last changed turn's files back, unless the user changed one of them since (see the module)."""
+        if not self._turns:
+            raise CheckpointError("nothing to undo")
+        turn = self._turns[-1]
+        # What a command of ours seemed to change, another session may have written meanwhile: its own
+        # record of writing exactly that makes it theirs. And a submodule's checkout is someone else's
+        # repository. Both are reported, never compared or moved.
+        theirs = self._written_by_others(turn)
+        movable = [r for r in turn.paths if r not in theirs
+                   and GITLINK not in (_mode(turn.changes[r].pre), _mode(turn.changes[r].post))]
+        now = {rel: self._capture(rel) for rel in movable}
+        edited = [rel for rel in movable if not same(now[rel], turn.changes[rel].post)]
+        if edited and not force:
+            diff = "".join(self._diff(rel, turn.changes[rel].post, now[rel]) for rel in edited)
+            return UndoResult([], True, diff, (
+                f"undo refused: {', '.join(edited)} changed since turn '{turn.label}' (by you, or another "
+                "program); nothing was restored. Put them back as the turn left them (the diff shows how), "
+                "or undo anyway with --force: your versions are then kept in the session's folder"),
+                label=turn.label)
+        kept = self._keep_versions(turn, edited, now) if edited else []
+        restored, failed = self._restore(turn, skip=set(theirs))
+        commit, removed, why = self._undo_commit(turn) if turn.commit else ("", False, "")
+        self._turns.pop()
+        self.record({"type": "undo", "turn_number": turn.number, "restored": restored,
+                     "not_restored": [list(f) for f in failed], "left_alone": sorted(theirs), "commit_removed": removed})
+        message = f"undid '{turn.label}': restored {len(restored)} file(s)"
+        if failed:
+            message += f", {len(failed)} could not be restored"
+        if theirs:
+            message += f", left {len(theirs)} another session wrote"
+        if commit:
+            message += f"; {'removed' if removed else 'kept'} its commit {commit[:10]}" + ("" if removed else f" ({why})")
+        return UndoResult(restored, False, "", message, failed, sorted(theirs.items()), turn.label, commit, removed,
+                          kept)
+
+    def _written_by_others(self, turn: Turn) -> dict[str, str]:
+        """{path: why} for the turn's command-made changes that another session recorded making."""
+        claims = self.others()
+        theirs = {}
+        for rel in turn.paths:
+            if rel in turn.by_tools:
+                continue
+            owner = next((sid for sid, post in claims.get(rel, []) if same(post, turn.changes[rel].post)), None)
+            if owner:
+                theirs[rel] = f"session {owner} wrote it while this turn's command ran; left alone"
+        return theirs
+
+    def _restore(self, turn: Turn, skip: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        restored: list[str] = []
+        failed: list[tuple[str, str]] = []
+        paths = [p for p in turn.paths if p not in skip]
+        for rel in sorted(paths, key=lambda r: (turn.changes[r].pre is not None, -r.count("/"))):
+            change = turn.changes[rel]  # deletions first (deepest first), so a folder can take a file's place
+            pre = change.pre
+            why = self._why_not(pre) or (self._why_not(change.post) if _mode(change.post) == GITLINK else "")
+            if why:
+                failed.append((rel, why))
+                continue
+            try:
+                self._put(rel, pre)
+            except (OSError, PathDenied, GitError) as e:
+                failed.append((rel, getattr(e, "strerror", None) or str(e)))
+                continue
+            restored.append(rel)
+        for rel in sorted(turn.new_dirs, key=len, reverse=True):
+            try:
+                remove(self._policy, self.workspace / rel, directory=True)
+            except OSError:
+                pass  # files of someone else's are in it now: it stays
+        return sorted(restored), failed
+
+    @staticmethod
+    def _why_not(pre: Entry | None) -> str:
+        if pre is None or pre.kept:
+            return ""
+        if pre.mode == GITLINK:
+            return "a submodule: coder does not move another repository's checkout"
+        if pre.mode == OTHER:
+            return "it was not a file (a folder, FIFO or device) before the turn"
+        return f"it was too large to keep ({pre.oid.split()[1] if pre.oid.startswith('size') else '?'} bytes)"
+
+    def _put(self, rel: str, entry: Entry | None) -> None:
+        path = self.workspace / rel
+        if entry is None:
+            remove(self._policy, path)
+            return
+        data = self.objects.blob(entry.oid)
         try:
-            # Reached through its folders without following a link: a folder the model swapped for a
-            # symlink (to ~/.ssh, say) leads nowhere, never to a file outside the workspace.
-            where = dirs.fd(parent)
-            st = os.stat(name, dir_fd=where, follow_symlinks=False)
-        except OSError as e:
-            if e.errno in _GONE:
-                return None  # deleted meanwhile, or behind a symlink
-            raise
-        key = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        known = self._known.get(rel)
-        if known is not None and known[0] == key:
-            return known[1], known[2]
-        try:
-            if stat.S_ISLNK(st.st_mode):
-                mode, data = LINK, os.fsencode(os.readlink(name, dir_fd=where))
-            elif stat.S_ISREG(st.st_mode):
-                if untracked and st.st_size > MAX_UNTRACKED_BYTES:
-                    self.skipped.append(rel)
-                    return None
-                mode = EXEC if st.st_mode & 0o100 else BLOB
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=where)
-                with os.fdopen(fd, "rb") as f:
-                    data = f.read()
-            else:
-                return None  # a fifo, socket or device: nothing to keep
-        except OSError as e:
-            if e.errno in _GONE:
-                return None  # changed under us: the next snapshot takes it
-            raise
-        oid = self.repo.store("blob", data)
-        if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
-            self._known[rel] = (key, mode, oid)
-        return mode, oid
+            remove(self._policy, path, directory=True)  # an empty folder in the way goes; a full one fails
+        except OSError:
+            pass
+        if entry.mode == LINK:
+            atomic_symlink(self._policy, path, os.fsdecode(data))
+        else:
+            atomic_write(self._policy, path, data, entry.perm)
 
-    def checkpoint(self, label: str, tree: str = "") -> str:
-        """Snapshot (or take `tree`) and chain it onto the session's ref unless nothing changed; the tree id."""
-        tree = tree or self.snapshot()
-        if tree != self.tip_tree:
-            tip = self.repo.commit(tree, [self.tip] if self.tip else [], f"coder checkpoint: {label}")
-            self.repo.set_ref(self.ref, tip, self.tip)
-            self.tip, self.tip_tree = tip, tree
-        return tree
-
-    def changed(self, a: str, b: str) -> list[str]:
-        """Workspace-relative paths that differ between two trees (content, mode, created, deleted)."""
-        return self.repo.changed(a, b)
-
-    def blobs(self, tree: str, rels: list[str]) -> dict[str, tuple[int, bytes] | None]:
-        """(mode, exact bytes) of each of `rels` in `tree`, or None where it was absent."""
-        entries = self.repo.read_tree(tree)
-        out: dict[str, tuple[int, bytes] | None] = {}
+    def _keep_versions(self, turn: Turn, rels: list[str], now: dict[str, Entry | None]) -> list[str]:
+        """Before a forced undo: the user's versions, as files under the session's folder."""
+        where = self._store_dir / "overwritten-by-undo" / f"turn-{turn.number}-{int(time.time())}"
+        kept = []
         for rel in rels:
-            entry = entries.get(rel)
-            if entry is not None and entry[0] == GITLINK:
-                raise CheckpointError(f"cannot restore {rel}: it is a submodule")
-            out[rel] = None if entry is None else (entry[0], self.repo.read(entry[1])[1])
-        return out
+            entry = now[rel]
+            if entry is None or not entry.kept or entry.mode == OTHER:
+                continue
+            target = where / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.objects.blob(entry.oid))
+            kept.append(str(target))
+        return kept
 
-    def diff(self, a: str, b: str, rels: list[str]) -> str:
-        old, new = self.repo.read_tree(a), self.repo.read_tree(b)
+    def _undo_commit(self, turn: Turn) -> tuple[str, bool, str]:
+        """With auto-commit: drop the turn's commit if it is still the branch's tip and was never pushed."""
+        assert self.repo is not None
+        sha = turn.commit
+        branch = self.repo.text("symbolic-ref", "-q", "HEAD", check=False)
+        if not branch or self.repo.resolve(branch) != sha:
+            return sha, False, "the branch has moved on since"
+        if self.repo.text("for-each-ref", "--contains", sha, "refs/remotes/"):
+            return sha, False, "it was pushed"
+        parent = self.repo.resolve(sha + "^")
+        if not parent:
+            return sha, False, "it is the repository's first commit"
+        paths = self.objects.read_tree(self.repo.resolve(sha + "^{tree}"))
+        before = self.objects.read_tree(self.repo.resolve(parent + "^{tree}"))
+        changed = [p for p in paths.keys() | before.keys() if paths.get(p) != before.get(p)]
+        # The index gets the parent's entries back for those paths (no work tree read, nothing run).
+        lines = [f"{before[p][0]:o} {before[p][1]}\t{p}" if p in before else f"0 {'0' * 40}\t{p}" for p in changed]
+        self.repo.run("update-index", "--index-info", stdin=("\n".join(lines) + "\n").encode())
+        self.repo.set_ref(branch, parent, sha)
+        return sha, True, ""
 
-        def data(tree: dict[str, tuple[int, str]], rel: str) -> bytes | None:
-            return self.repo.read(tree[rel][1])[1] if rel in tree and tree[rel][0] != GITLINK else None
+    # --- looking -------------------------------------------------------------------------------
+    @_one_line
+    def diff(self) -> str:
+        """Everything this session changed, per file, from how it first found each path to now."""
+        return "".join(self._diff(rel, pre, self._capture(rel)) for rel, pre in self._origin.items())
 
-        return "".join(_text_diff(self.prefix + r, data(old, r), data(new, r)) for r in rels)  # as git names them
+    def _diff(self, rel: str, old: Entry | None, new: Entry | None) -> str:
+        def data(e: Entry | None) -> bytes | None:
+            return self.objects.blob(e.oid) if e is not None and e.kept and e.mode != GITLINK else None
 
-    def commit_only(self, rels: list[str], message: str, runner: Runner | None = None) -> str | None:
-        """`git commit --only` of the turn's files, hooks included: the user's other staged changes stay
-        staged. A commit reads the work tree (filters, hooks), so it runs through `runner` (the sandbox),
-        or here only when the user chose full access."""
+        if same(old, new):
+            return ""
+        return _text_diff(getattr(self, "prefix", "") + rel, data(old), data(new))
+
+    # --- auto-commit, pruning ------------------------------------------------------------------
+    @_one_line
+    def auto_commit(self, message: str, runner: Runner | None = None) -> str | None:
+        """Commit the last turn's files only (hooks run, through `runner` when given: in the sandbox); the
+        user's other staged changes stay staged."""
+        if self.repo is None:
+            raise CheckpointError("auto-commit needs a git repository")
+        if not self._turns:
+            return None
+        turn = self._turns[-1]
+        theirs = self._written_by_others(turn)  # another session's file is not this turn's to commit
         head = self.repo.resolve("HEAD")
-        head_tree = self.repo.read_tree(self.repo.resolve("HEAD^{tree}")) if head else {}
-        now = self.repo.read_tree(self.snapshot())
-        todo = [self.prefix + r for r in rels if now.get(r) != head_tree.get(self.prefix + r)]
+        head_tree = self.objects.read_tree(self.repo.resolve("HEAD^{tree}")) if head else {}
+        todo = [self.prefix + r for r in turn.paths
+                if r not in theirs and _entry_pair(turn.changes[r].post) != head_tree.get(self.prefix + r)]
         if not todo:
             return None
         indexed = set(self.repo.names("ls-files", "-z", "--", *(":(top,literal)" + p for p in todo)))
-        new = [p for p in todo if p not in indexed and p[len(self.prefix):] in now]
+        new = [p for p in todo if p not in indexed and turn.changes[p[len(self.prefix):]].post is not None]
         argv, env = self.repo.commit_command(todo, new, message, AUTHOR)
-        code, output = (runner or _run_here)(argv, env, self.root)
+        code, output = (runner or _run_here)(argv, env, self.repo.root)
         if code != 0:
             last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), f"exit status {code}")
             raise CheckpointError(f"git commit failed: {last}")
-        return self.repo.resolve("HEAD")
+        turn.commit = self.repo.resolve("HEAD")
+        self.record({"type": "commit", "turn": turn.number, "sha": turn.commit})
+        return turn.commit
 
-    def prune(self, keep_days: int) -> None:
+    @_one_line
+    def prune(self, keep_days: int = 14) -> None:
+        """Drop other sessions' checkpoint refs whose last turn is older than `keep_days`."""
+        if self.repo is None:
+            return
         cutoff = time.time() - keep_days * 86400
         for ref in self.repo.text("for-each-ref", "--format=%(refname)", REF_ROOT).splitlines():
-            if ref != self.ref and self.repo.commit_time(self.repo.resolve(ref)) < cutoff:
+            if ref != self.ref and self.objects.commit_time(self.repo.resolve(ref)) < cutoff:
                 self.repo.run("update-ref", "-d", ref)
+
+
+def undo_report(result: UndoResult) -> list[str]:
+    """An undo's outcome for a person: the line, then each path restored, each not restored and why."""
+    lines = [result.message, *(f"  restored {p}" for p in result.restored)]
+    lines += [f"  not restored {p}: {why}" for p, why in result.not_restored]
+    lines += [f"  left alone {p}: {why}" for p, why in result.left_alone]
+    lines += [f"  your version was kept in {k}" for k in result.kept]
+    return lines
+
+
+def claims(session_id: str, records: list[dict[str, Any]]) -> dict[str, list[tuple[str, Entry | None]]]:
+    """What a session's records say it wrote: {path: [(session id, content after)]}."""
+    out: dict[str, list[tuple[str, Entry | None]]] = {}
+    for r in records:
+        if r.get("type") == "change" and "path" in r:
+            out.setdefault(r["path"], []).append((session_id, Entry.from_json(r.get("post"))))
+    return out
+
+
+def _mode(entry: Entry | None) -> int:
+    return entry.mode if entry is not None else 0
+
+
+def _entry_pair(entry: Entry | None) -> tuple[int, str] | None:
+    return None if entry is None else (entry.mode, entry.oid)
+
+
+def _json(entry: Entry | None) -> list[Any] | None:
+    return None if entry is None else entry.to_json()
 
 
 def _run_here(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
@@ -270,354 +596,8 @@ def _run_here(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str
     return r.returncode, r.stdout + r.stderr
 
 
-# A file that vanished, or sits behind a symlink or a file where a folder was: not in the snapshot.
-_GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
-
-
-class _Dirs:
-    """Descriptors of a snapshot's folders, each opened from its parent without following a link.
-
-    The listing comes sorted, so only the folders on the way to the current one are kept open."""
-
-    def __init__(self, top: Path) -> None:
-        self._fds = {"": os.open(top, _DIR_FLAGS)}
-
-    def fd(self, rel: str) -> int:
-        found = self._fds.get(rel)
-        if found is None:
-            parent, _, name = rel.rpartition("/")
-            where = self.fd(parent)
-            if len(self._fds) > 64:
-                self._keep_ancestors_of(rel)
-            found = self._fds[rel] = os.open(name, _DIR_FLAGS, dir_fd=where)
-        return found
-
-    def _keep_ancestors_of(self, rel: str) -> None:
-        for d in [d for d in self._fds if d and not rel.startswith(d + "/")]:
-            os.close(self._fds.pop(d))
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-
-
-def _find_git(workspace: Path, session_id: str, exclude: list[Path]) -> _Git | None:
-    """The repository holding `workspace`, or None (no repo, no git binary, unusable repo)."""
-    repo = Repository.find(workspace)
-    if repo is None:
-        return None
-    try:
-        return _Git(repo, workspace, session_id, exclude)
-    except (GitError, OSError, ValueError):
-        return None
-
-
-class Checkpoints:
-    """Before/after checkpoints of each turn of one session, and undo of the last changed turn."""
-
-    @_one_line
-    def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = ()) -> None:
-        """`exclude`: paths checkpoints must never copy (the sandbox's deny list)."""
-        self.workspace = Path(workspace).resolve()
-        if not self.workspace.is_dir():
-            raise CheckpointError(f"checkpoints: {workspace} is not a directory")
-        safe = re.sub(r"[^A-Za-z0-9_-]+", "-", session_id).strip("-") or "session"
-        self._store = Path(store_dir)
-        self._store.mkdir(parents=True, exist_ok=True)
-        self._git = _find_git(self.workspace, safe, [self._store, *(Path(p) for p in exclude)])
-        self._turns: list[_Turn] = []  # turns that changed something, oldest first
-        self._open: _Turn | None = None
-        self._first = ""  # git: tree of the session's first checkpoint
-        self._origin: dict[str, _State] = {}  # fallback: each noted file as the session first saw it
-        self._touched: dict[str, None] = {}  # every path some turn changed (ordered set)
-        self._count = 0
-
-    @property
-    def in_git(self) -> bool:
-        return self._git is not None
-
-    @_one_line
-    def begin_turn(self, label: str) -> None:
-        """Checkpoint before a turn (a turn still open is ended first, so nothing is lost)."""
-        if self._open is not None:
-            self.end_turn()
-        turn = _Turn(label)
-        if self._git:
-            turn.before = self._git.checkpoint(label)
-            self._first = self._first or turn.before
-        self._open = turn
-
-    @_one_line
-    def end_turn(self) -> list[str]:
-        """Checkpoint after the turn; the workspace-relative paths it changed ([]: nothing to undo)."""
-        turn, self._open = self._open, None
-        if turn is None:
-            return []
-        if self._git:
-            turn.after = self._git.checkpoint(f"after {turn.label}")
-            turn.paths = self._git.changed(turn.before, turn.after)
-        else:
-            turn.left = {rel: self._capture(rel, "after") for rel in turn.saved}
-            turn.paths = sorted(r for r in turn.saved if turn.left[r].key != turn.saved[r].key)
-        if turn.paths:
-            self._turns.append(turn)
-            self._touched.update(dict.fromkeys(turn.paths))
-        return list(turn.paths)
-
-    @_one_line
-    def note_file(self, path: Path) -> None:
-        """Called before the agent writes `path`: saves its bytes once per turn (the fallback's only record)."""
-        path = Path(path) if Path(path).is_absolute() else self.workspace / path
-        path = path.parent.resolve() / path.name
-        if not path.is_relative_to(self.workspace) or path == self.workspace:
-            return  # outside the workspace: not ours to undo
-        if self._open is None:
-            self.begin_turn("")
-        turn, rel = self._open, path.relative_to(self.workspace).as_posix()
-        parent = path.parent
-        while parent != self.workspace and not parent.is_dir():
-            turn.new_dirs.add(parent.relative_to(self.workspace).as_posix())
-            parent = parent.parent
-        if not self._git and rel not in turn.saved:
-            turn.saved[rel] = self._capture(rel, "before")
-            self._origin.setdefault(rel, turn.saved[rel])
-
-    def can_undo(self) -> bool:
-        return bool(self._turns)
-
-    def last_turn(self) -> dict[str, Any] | None:
-        """The last turn that changed files, as JSON data for the transcript (see `replay`)."""
-        if not self._turns:
-            return None
-        t = self._turns[-1]
-        return {"label": t.label, "before": t.before, "after": t.after, "paths": t.paths,
-                "new_dirs": sorted(t.new_dirs), "saved": {r: _state_data(v) for r, v in t.saved.items()},
-                "left": {r: _state_data(v) for r, v in t.left.items()}}
-
-    def replay(self, records: list[tuple[str, dict[str, Any]]]) -> None:
-        """Rebuild the undo stack of an earlier process from ("turn", data) and ("undo", {}) records."""
-        for kind, data in records:
-            if kind == "undo":
-                if self._turns:
-                    self._turns.pop()
-                continue
-            turn = _Turn(data["label"], data["before"], data["after"], list(data["paths"]), set(data["new_dirs"]),
-                         {r: _State(**_state_args(v)) for r, v in data["saved"].items()},
-                         {r: _State(**_state_args(v)) for r, v in data["left"].items()})
-            self._turns.append(turn)
-            self._first = self._first or turn.before
-            self._touched.update(dict.fromkeys(turn.paths))
-            for rel, state in turn.saved.items():
-                self._origin.setdefault(rel, state)
-
-    @_one_line
-    def undo(self) -> UndoResult:
-        """Put the last changed turn's files back, unless the user edited one of them since."""
-        if not self._turns:
-            raise CheckpointError("nothing to undo")
-        turn = self._turns[-1]
-        if self._git:
-            now = self._git.snapshot()
-            edited = sorted(set(self._git.changed(turn.after, now)) & set(turn.paths))
-            diff = self._git.diff(turn.after, now, edited) if edited else ""
-        else:
-            current = {r: self._capture(r, None) for r in turn.paths}
-            edited = [r for r in turn.paths if current[r].key != turn.left[r].key]
-            diff = "".join(_text_diff(r, turn.left[r].data(), self._read(r)) for r in edited)
-        if edited:
-            return UndoResult([], True, diff, f"undo refused: you edited {', '.join(edited)} since "
-                              f"turn '{turn.label}'; nothing was restored")
-        if self._git:
-            self._git.checkpoint(f"before undo of {turn.label}", now)  # what undo replaces stays recoverable
-            states = self._git.blobs(turn.before, turn.paths)
-        else:
-            states = {r: None if s.kind == "absent" else (0o120000 if s.kind == "link" else s.mode, s.data())
-                      for r, s in turn.saved.items() if r in turn.paths and s.kind != "other"}
-        removed = {r for r, s in states.items() if s is None}
-        for rel in turn.paths:  # refuse symlinks before any write (except one this undo removes first)
-            parts = PurePosixPath(rel).parts
-            if any("/".join(parts[:i]) in removed for i in range(1, len(parts))):
-                continue
-            fd = self._walk(rel, create=False)
-            if fd is not None:
-                os.close(fd)
-        for rel in sorted((r for r, s in states.items() if s is None), reverse=True):
-            self._remove(rel)
-        for rel in sorted(turn.new_dirs, key=len, reverse=True):
-            self._remove(rel, directory=True)
-        for rel, state in states.items():
-            if state is not None:
-                self._put(rel, state[1], state[0], exact=not self._git)
-        self._turns.pop()
-        return UndoResult(list(turn.paths), False, "", f"undid '{turn.label}': restored {len(turn.paths)} file(s)")
-
-    @_one_line
-    def diff(self) -> str:
-        """Everything this session changed, per file, against its first checkpoint (session files only)."""
-        rels = list(self._touched)
-        if not rels:
-            return ""
-        if self._git:
-            return self._git.diff(self._first, self._git.snapshot(), rels)
-        return "".join(_text_diff(r, self._origin[r].data(), self._read(r)) for r in rels if r in self._origin)
-
-    @_one_line
-    def auto_commit(self, message: str, runner: Runner | None = None) -> str | None:
-        """Commit the last turn's files only (hooks run, through `runner` when given); the user's other
-        staged changes stay staged."""
-        if not self._git:
-            raise CheckpointError("auto-commit needs a git repository")
-        return self._git.commit_only(self._turns[-1].paths, message, runner) if self._turns else None
-
-    @property
-    def git_dir(self) -> Path | None:
-        return self._git.git_dir if self._git else None
-
-    @_one_line
-    def prune(self, keep_days: int = 14) -> None:
-        """Drop other sessions' checkpoint refs whose last checkpoint is older than `keep_days`."""
-        if self._git:
-            self._git.prune(keep_days)
-
-    # -- helpers -------------------------------------------------------------
-
-    def _capture(self, rel: str, copy_name: str | None) -> _State:
-        """The fallback's view of one file; with `copy_name`, its bytes are kept under store_dir."""
-        self._count += 1
-        found = self._entry(rel)
-        if found is None:
-            return _State("absent")
-        st, data = found
-        if stat.S_ISLNK(st.st_mode):
-            target = os.fsdecode(data)
-            return _State("link", 0, hashlib.sha256(data).hexdigest(), target=target)
-        if not stat.S_ISREG(st.st_mode):
-            return _State("other", stat.S_IFMT(st.st_mode))  # a directory, fifo...: never restored
-        copy = None
-        if copy_name is not None:
-            copy = self._store / "copies" / f"{self._count}-{copy_name}"
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_bytes(data)
-        return _State("file", stat.S_IMODE(st.st_mode), hashlib.sha256(data).hexdigest(), copy)
-
-    def _read(self, rel: str) -> bytes | None:
-        found = self._entry(rel)
-        return None if found is None or not (stat.S_ISREG(found[0].st_mode) or stat.S_ISLNK(found[0].st_mode)) \
-            else found[1]
-
-    def _entry(self, rel: str) -> tuple[os.stat_result, bytes] | None:
-        """A path's stat and bytes (a link's target), reached without following a link on the way; None if
-        it is missing or behind a symlink (never a file outside the workspace)."""
-        parent, _, name = rel.rpartition("/")
-        dirs = _Dirs(self.workspace)
-        try:
-            where = dirs.fd(parent)
-            st = os.stat(name, dir_fd=where, follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                return st, os.fsencode(os.readlink(name, dir_fd=where))
-            if not stat.S_ISREG(st.st_mode):
-                return st, b""
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=where)
-            with os.fdopen(fd, "rb") as f:
-                return st, f.read()
-        except OSError as e:
-            if e.errno in _GONE:
-                return None
-            raise
-        finally:
-            dirs.close()
-
-    def _walk(self, rel: str, create: bool) -> int | None:
-        """The directory holding `rel`, reached from the workspace without following a symlink (None: missing)."""
-        parts = PurePosixPath(rel).parts
-        if not parts or ".." in parts or rel.startswith("/"):
-            raise CheckpointError(f"undo refused: {rel} is not a path inside the workspace")
-        fd = os.open(self.workspace, _DIR_FLAGS)
-        for part in parts[:-1]:
-            try:
-                if create:
-                    try:
-                        os.mkdir(part, dir_fd=fd)
-                    except FileExistsError:
-                        pass  # a symlink here is refused by the O_NOFOLLOW open below
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.close(fd)
-                return None
-            except OSError:
-                os.close(fd)
-                raise CheckpointError(f"undo refused: {rel} passes through {part}, a symlink or a file") from None
-            os.close(fd)
-            fd = nxt
-        return fd
-
-    def _remove(self, rel: str, directory: bool = False) -> None:
-        fd = self._walk(rel, create=False)
-        if fd is None:
-            return
-        try:
-            (os.rmdir if directory else os.unlink)(PurePosixPath(rel).name, dir_fd=fd)
-        except OSError as e:  # gone already; or a directory the user has since put files in: it stays
-            if not isinstance(e, FileNotFoundError) and not directory:
-                raise
-        finally:
-            os.close(fd)
-
-    def _put(self, rel: str, data: bytes, mode: int, exact: bool) -> None:
-        """Atomic per file: temp file beside it, then os.replace (a symlink is replaced, never written through)."""
-        fd = self._walk(rel, create=True)
-        if fd is None:
-            raise CheckpointError(f"cannot restore {rel}: its directory vanished")
-        name, tmp = PurePosixPath(rel).name, f".coder-undo-{secrets.token_hex(6)}"
-        try:
-            try:
-                st: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                st = None
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                os.rmdir(name, dir_fd=fd)  # an empty directory in the way goes; a full one fails the undo
-            if mode == 0o120000:
-                os.symlink(os.fsdecode(data), tmp, dir_fd=fd)
-            else:
-                perm = _git_perm(mode, st) if not exact else mode
-                with os.fdopen(os.open(tmp, _NEW_FILE, 0o600, dir_fd=fd), "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fchmod(f.fileno(), perm)
-                    os.fsync(f.fileno())
-            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except OSError:
-                pass
-            raise
-        finally:
-            os.close(fd)
-
-
-def _state_data(state: _State) -> dict[str, Any]:
-    return {"kind": state.kind, "mode": state.mode, "digest": state.digest,
-            "copy": str(state.copy) if state.copy else None, "target": state.target}
-
-
-def _state_args(data: dict[str, Any]) -> dict[str, Any]:
-    return {**data, "copy": Path(data["copy"]) if data.get("copy") else None}
-
-
-def _git_perm(mode: int, st: os.stat_result | None) -> int:
-    """Git keeps only the executable bit: keep the file's other bits, else 0o666 less the umask."""
-    if st is not None and stat.S_ISREG(st.st_mode):
-        perm = stat.S_IMODE(st.st_mode)
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        perm = 0o666 & ~umask
-    return perm | (perm & 0o444) >> 2 if mode == 0o100755 else perm & ~0o111
-
-
 def _text_diff(rel: str, old: bytes | None, new: bytes | None) -> str:
-    """A unified diff of one file for the copy fallback (git makes its own)."""
+    """A unified diff of one file."""
     if old == new:
         return ""
     if b"\0" in (old or b"") or b"\0" in (new or b""):

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     un = sub.add_parser("undo", help="put back the files the last turn of a session changed")
     un.add_argument("--session", metavar="ID", help="the session (default: this project's latest)")
+    un.add_argument("--force", action="store_true",
+                    help="undo even files changed since the turn (your versions are kept in the session's folder)")
     _flags(un, ("cd",))
 
     it = sub.add_parser("init", help="write a starter AGENTS.md for the project (the agent surveys it)")

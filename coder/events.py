@@ -180,3 +180,21 @@ class TurnDone(Event):
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+
+@dataclass
+class RecordingFailed(Event):
+    """The session can no longer be recorded (disk full, a file-size limit, a folder gone).
+
+    The user's files are as they are. A front end that can ask calls `go_on()` if the user agrees
+    to continue without a transcript (and without undo for what follows); otherwise the turn stops.
+    """
+
+    type: ClassVar[str] = "recording.failed"
+    message: str
+
+    def __post_init__(self) -> None:
+        self.going_on = False
+
+    def go_on(self) -> None:
+        self.going_on = True

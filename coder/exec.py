@@ -165,7 +165,7 @@ def run_exec(args: Any) -> int:
     for notice in notices:
         sys.stderr.write(f"coder: note: {notice}\n")
 
-    from coder.sessions import open_session
+    from coder.sessions import RecordingError, open_session
     from coder.transcript import TranscriptError
 
     try:
@@ -173,6 +173,9 @@ def run_exec(args: Any) -> int:
                                model_given=args.model is not None, sandbox_given=args.sandbox is not None)
     except TranscriptError as e:
         raise ConfigError(str(e)) from None
+    except RecordingError as e:  # nothing ran: nothing is lost
+        sys.stderr.write(f"coder: error: {e}\n")
+        return EXIT_FAILED
     for warning in session.warnings:
         sys.stderr.write(f"coder: warning: {warning}\n")
     agent = session.agent

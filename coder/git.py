@@ -32,6 +32,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sandbox.env import scrub
 
@@ -55,6 +56,7 @@ IDENT = {"GIT_AUTHOR_NAME": "coder", "GIT_AUTHOR_EMAIL": "coder@localhost",
 TREE, BLOB, LINK, EXEC, GITLINK = 0o40000, 0o100644, 0o120000, 0o100755, 0o160000
 TIMEOUT = 120
 LIST_TIMEOUT = 20  # listing the work tree: a turn must not wait longer for its checkpoint
+STALE_LOCK_SECONDS = 10
 
 
 class GitError(Exception):
@@ -119,10 +121,10 @@ class Repository:
     git_dir: Path
     common_dir: Path  # where objects and refs live (differs from git_dir in a linked worktree)
     overrides: tuple[str, ...] = ()
-    _db: object | None = field(default=None, repr=False)
-    _present: set[str] = field(default_factory=set, repr=False)  # objects known to be in the repository
-    _trees: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict, repr=False)
     _reftable: bool | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.objects = Objects(self.common_dir / "objects")
 
     @classmethod
     def find(cls, start: Path) -> "Repository | None":
@@ -183,7 +185,11 @@ class Repository:
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
-            raise GitError(f"{ref} is locked ({lock} exists): another git is updating it") from None
+            # git holds a ref lock for milliseconds: one this old was left by a process that died.
+            if time.time() - lock.stat().st_mtime < STALE_LOCK_SECONDS:
+                raise GitError(f"{ref} is locked ({lock} exists): another git is updating it") from None
+            lock.unlink()
+            return self.set_ref(ref, oid, old)
         try:
             current = path.read_text().strip() if path.exists() else self.resolve(ref)
             if current != old:
@@ -244,25 +250,38 @@ class Repository:
                 count += (st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9) != (int(seconds), int(nanos))
         return count
 
-    # --- objects, in-process ---
-    @property
-    def db(self):
-        if self._db is None:
-            from gitdb.db.git import GitDB  # GitPython's object database: loose and packed objects
 
-            self._db = GitDB(str(self.common_dir / "objects"))
+class Objects:
+    """A git object database used in-process (GitPython's gitdb): a repository's, or a private one.
+
+    Nothing runs to write or read an object, so no filter or hook of any repository can; and the
+    bytes stored are exactly the bytes read.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._db: Any = None
+        self._present: set[str] = set()  # objects known to be there
+        self._trees: dict[str, dict[str, tuple[int, str]]] = {}  # parsed trees (they never change)
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            from gitdb.db.git import GitDB  # loose and packed objects, alternates
+
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = GitDB(str(self.directory))
         return self._db
 
     def store(self, kind: str, data: bytes) -> str:
-        """Write an object (if new) and return its id; git never sees the bytes go in.
+        """Write an object (if new) and return its id.
 
-        The id is computed first, so an object the repository has (packed or loose: most of a
-        snapshot's blobs and trees, every turn) costs a lookup, not a write."""
+        The id is computed first, so an object the database has (packed or loose: most of a
+        snapshot's blobs, every turn) costs a lookup, not a write."""
         oid = hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
         if oid in self._present:
             return oid
-        loose = self.common_dir / "objects" / oid[:2] / oid[2:]
-        if not loose.exists() and not self.db.has_object(bytes.fromhex(oid)):
+        if not (self.directory / oid[:2] / oid[2:]).exists() and not self.db.has_object(bytes.fromhex(oid)):
             from gitdb import IStream
 
             self.db.store(IStream(kind.encode(), len(data), io.BytesIO(data)))
@@ -276,7 +295,10 @@ class Repository:
             stream = self.db.stream(bytes.fromhex(oid))
             return stream.type.decode(), stream.read()
         except (ODBError, ValueError) as e:
-            raise GitError(f"cannot read object {oid or '(none)'} from {self.common_dir}: {type(e).__name__}") from None
+            raise GitError(f"cannot read object {oid or '(none)'} from {self.directory}: {type(e).__name__}") from None
+
+    def blob(self, oid: str) -> bytes:
+        return self.read(oid)[1]
 
     def write_tree(self, entries: dict[str, tuple[int, str]]) -> str:
         """A tree (and its subtrees) from {"dir/name": (mode, oid)}; returns the root tree's id."""
@@ -304,7 +326,7 @@ class Repository:
         return self.store("tree", body)
 
     def _entries(self, oid: str) -> dict[str, tuple[int, str]]:
-        """One tree's own entries, {name: (mode, oid)} (trees never change: parsed once)."""
+        """One tree's own entries, {name: (mode, oid)}."""
         cached = self._trees.get(oid)
         if cached is not None:
             return cached
@@ -329,25 +351,6 @@ class Repository:
             else:
                 out[prefix + name] = (mode, child)
         return out
-
-    def changed(self, a: str, b: str, prefix: str = "") -> list[str]:
-        """Paths whose entry differs between trees `a` and `b` ("" is the empty tree); equal subtrees
-        are skipped unread, so a turn that changed one file costs one path through the tree."""
-        if a == b:
-            return []
-        old, new = (self._entries(a) if a else {}), (self._entries(b) if b else {})
-        out: list[str] = []
-        for name in sorted(old.keys() | new.keys()):
-            x, y = old.get(name), new.get(name)
-            if x == y:
-                continue
-            x_tree = x[1] if x and x[0] == TREE else ""
-            y_tree = y[1] if y and y[0] == TREE else ""
-            if x_tree or y_tree:
-                out += self.changed(x_tree, y_tree, f"{prefix}{name}/")
-            if (x and not x_tree) or (y and not y_tree):  # a file on either side (or a file became a folder)
-                out.append(prefix + name)
-        return sorted(out)
 
     def commit(self, tree: str, parents: list[str], message: str) -> str:
         stamp = f"coder <coder@localhost> {int(time.time())} +0000"

@@ -61,7 +61,7 @@ def sessions(args: Any) -> int:
 
 
 def undo(args: Any) -> int:
-    from coder.checkpoints import CheckpointError
+    from coder.checkpoints import CheckpointError, undo_report
     from coder.sessions import find, undo_session
     from coder.transcript import TranscriptError
 
@@ -71,7 +71,7 @@ def undo(args: Any) -> int:
     workspace = _workspace(args)
     config, _ = load_config(workspace, decide_base_url=lambda path, url: False)  # only the deny list matters
     try:
-        result = undo_session(find(args.session, workspace), deny_list(config, workspace))
+        result = undo_session(find(args.session, workspace), deny_list(config, workspace), force=args.force)
     except (TranscriptError, CheckpointError) as e:
         sys.stderr.write(f"coder: error: {e}\n")
         return 1
@@ -79,10 +79,8 @@ def undo(args: Any) -> int:
         sys.stderr.write(f"coder: {result.message}\n")
         sys.stdout.write(result.diff)
         return 1
-    print(result.message)
-    for path in result.restored:
-        print(f"  {path}")
-    return 0
+    print("\n".join(undo_report(result)))
+    return 1 if result.not_restored else 0
 
 
 def init(args: Any) -> int:

@@ -2,8 +2,8 @@
 
 A session is a directory under the data directory (`~/.local/share/coder/sessions/<id>/`)
 holding the transcript (coder.transcript), a small `meta.json` for listing,
-and the checkpoint state (coder.checkpoints: a private git index, or copies of
-files outside git). `Session.run` wraps `Agent.run`: a checkpoint before and
+and the checkpoint state (coder.checkpoints: the record of each turn's changes
+is in the transcript; outside git, their contents in a private object store). `Session.run` wraps `Agent.run`: a checkpoint before and
 after each turn, every item and event written to the transcript, the
 transcript synced at the end of the turn.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,8 +24,8 @@ from coder.agent import INTERRUPTED, Agent
 from coder.dirs import sessions_dir
 from coder.checkpoints import CheckpointError, Checkpoints, UndoResult
 from coder.config import Config
-from coder.conversation import Conversation
-from coder.events import Event, Notice, ReasoningDelta, TextDelta, TurnDone
+from coder.conversation import Conversation, user_message
+from coder.events import Error, Event, Notice, ReasoningDelta, RecordingFailed, TextDelta, TurnDone, Usage
 from coder.transcript import Loaded, Transcript, TranscriptError, load
 from sandbox.policy import Mode
 
@@ -58,6 +59,10 @@ def _safe_settings(config: Config) -> dict[str, Any]:
     }
 
 
+class RecordingError(Exception):
+    """A session that cannot be recorded at all (its folder or transcript cannot be made); one line."""
+
+
 class Session:
     """One recorded conversation: the agent, its transcript, its checkpoints."""
 
@@ -71,26 +76,43 @@ class Session:
         self.checkpoints: Checkpoints | None = None
         self.warnings: list[str] = []
         try:
-            self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read)
+            self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read,
+                                           record=self.transcript.write,
+                                           others=lambda: other_sessions_writes(info.id, agent.workspace))
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
-        self._checkpointing = False  # whether the running turn has a checkpoint to end
+        self._checkpointing = False  # whether the running turn is being recorded for undo
+        self._told_failure = False  # a failure to record has been put to the front end
         agent.conversation.on_append = self._record_item
         agent.tool_ctx.on_warning = self._warn
-        if self.checkpoints is not None:
-            agent.tool_ctx.before_write = self._note_write
+        agent.tool_ctx.recorder = self
 
     def _warn(self, message: str) -> None:
         """Something the user must hear of, from inside a tool call: shown when the turn ends."""
         self._later.append(message)
 
-    def _note_write(self, path: Path) -> None:
-        """A file tool is about to write `path`; a checkpoint problem must never stop the write."""
+    # The tools tell the session what they are about to change (coder.tools.base.Recorder); a checkpoint
+    # problem is said when the turn ends, and never stops the tool.
+    def before_write(self, path: Path) -> None:
+        self._checkpoint("before_write", path)
+
+    def after_write(self, path: Path) -> None:
+        self._checkpoint("after_write", path)
+
+    def before_command(self) -> None:
+        self._checkpoint("before_command")
+
+    def after_command(self) -> None:
+        self._checkpoint("after_command")
+
+    def _checkpoint(self, what: str, *args: Any) -> None:
+        if not self._checkpointing:
+            return
         try:
-            self.checkpoints.note_file(path)
+            getattr(self.checkpoints, what)(*args)
         except CheckpointError as e:
-            self._later.append(f"undo may not cover {path.name}: {e}")
+            self._later.append(f"undo may not cover this turn fully: {e}")
 
     @property
     def id(self) -> str:
@@ -98,11 +120,17 @@ class Session:
 
     # --- creating and finding ---
     @classmethod
-    def create(cls, agent: Agent, auto_commit: bool = False) -> "Session":
+    def create(cls, agent: Agent, auto_commit: bool = False, recorded: bool = True) -> "Session":
+        """A new session; raises RecordingError (one line) when it cannot be recorded, unless `recorded`
+        is False (the user chose to go on without a transcript)."""
         sid = new_id()
         directory = sessions_dir() / sid
-        directory.mkdir(parents=True, mode=0o700)
-        transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(agent.config))
+        try:
+            if recorded:
+                directory.mkdir(parents=True, mode=0o700)
+            transcript = Transcript(directory / TRANSCRIPT if recorded else None, secrets=_secrets(agent.config))
+        except OSError as e:
+            raise RecordingError(f"cannot record the session in {e.filename or directory}: {e.strerror}") from None
         now = time.time()
         transcript.write({
             "type": "header", "version": 1, "id": sid, "started": now, "project": str(agent.workspace),
@@ -111,6 +139,8 @@ class Session:
         info = SessionInfo(sid, directory, now, now, str(agent.workspace), agent.config.model, "", 0, 0)
         session = cls(agent, directory, transcript, info, auto_commit)
         session._write_meta()
+        if transcript.failure:
+            raise RecordingError(transcript.failure)
         if session.checkpoints is not None and agent.policy.mode is not Mode.READ_ONLY:
             try:
                 session.checkpoints.prune()  # other sessions' checkpoints older than two weeks
@@ -137,7 +167,10 @@ class Session:
         conversation = Conversation(loaded.items())
         agent = Agent(config, workspace, conversation=conversation,
                       instructions=latest.get("instructions") if same else None)
-        transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
+        try:
+            transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
+        except OSError as e:
+            raise RecordingError(f"cannot record the session in {directory}: {e.strerror}") from None
         info = _info_from(directory, loaded)
         session = cls(agent, directory, transcript, info, auto_commit)
         session.warnings[:0] = loaded.warnings
@@ -170,6 +203,15 @@ class Session:
                 if not isinstance(event, _SKIPPED):
                     self._record_event(event)
                 yield event
+                if self.transcript.failure and not self._told_failure:
+                    self._told_failure = True
+                    question = RecordingFailed(self.transcript.failure)
+                    yield question
+                    if not question.going_on:
+                        yield Error(f"{self.transcript.failure}; stopped here (your files are as the agent left "
+                                    "them; coder resume continues from the last thing recorded)")
+                        done = TurnDone(status="failed", final_text="", usage=Usage())
+                        break
         finally:
             events.close()  # an interrupted turn still answers its calls, and is still undoable
             after = [self._recorded(Notice(m)) for m in self._end_turn(label)]
@@ -196,7 +238,6 @@ class Session:
             return [f"checkpoint after the turn failed: {e}"]
         if not changed:
             return []
-        self.transcript.write({"type": "turn", "turn": self.checkpoints.last_turn()})
         if not self.auto_commit or not self.checkpoints.in_git:
             return []
         mode, backend = self.agent.policy.mode, self.agent.tool_ctx.backend
@@ -241,19 +282,39 @@ class Session:
         output = "\n".join([result.output, *problems])
         return (1 if result.exit_code is None else result.exit_code), output
 
+    def tidy(self) -> None:
+        """Remove, on a side thread, the temp files a coder killed mid-write left in the workspace."""
+        if self.agent.policy.mode is Mode.READ_ONLY:
+            return
+
+        def run() -> None:
+            from sandbox.paths import remove_stale_temp_files
+
+            try:
+                removed = remove_stale_temp_files(self.agent.workspace)
+            except OSError:
+                return
+            if removed:
+                names = ", ".join(str(p.relative_to(self.agent.workspace)) for p in removed[:3])
+                self._warn(f"removed {len(removed)} temp file(s) an interrupted write had left: {names}"
+                           + (", ..." if len(removed) > 3 else ""))
+
+        threading.Thread(target=run, name="coder-tidy", daemon=True).start()
+
     def settings_changed(self) -> None:
         """Record the model, sandbox and instructions now in force (after /model or /sandbox), for resume."""
         agent = self.agent
         self.transcript.write({"type": "settings", "model": agent.config.model, "sandbox": agent.policy.mode.value,
                                "instructions": agent.instructions})
 
-    def undo(self) -> UndoResult:
+    def undo(self, force: bool = False) -> UndoResult:
+        """Undo the last turn that changed files, and tell the model, so it does not build on edits that are gone."""
         if self.checkpoints is None:
             raise CheckpointError("undo is not available in this session")
-        result = self.checkpoints.undo()
+        result = self.checkpoints.undo(force)
         if not result.refused:
-            self.transcript.write({"type": "undo", "paths": result.restored})
-            self.transcript.sync()
+            self.agent.conversation.add_user(undo_note(result))
+        self.transcript.sync()
         return result
 
     def diff(self) -> str:
@@ -283,10 +344,15 @@ class Session:
         return event
 
     def _write_meta(self) -> None:
+        if self.transcript.path is None:
+            return  # unrecorded
         self.info.updated = time.time()
         tmp = self.directory / f".{META}.tmp"
-        tmp.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.info).items()}))
-        os.replace(tmp, self.directory / META)
+        try:
+            tmp.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.info).items()}))
+            os.replace(tmp, self.directory / META)
+        except OSError as e:
+            self.transcript._failed(e)
 
 
 def _secrets(config: Config) -> list[str]:
@@ -352,27 +418,63 @@ def find(session_id: str | None, project: Path) -> Path:
 
 
 def open_session(config: Config, workspace: Path, *, resume: str | None = None, last: bool = False,
-                 model_given: bool = False, sandbox_given: bool = False, auto_commit: bool = False) -> Session:
+                 model_given: bool = False, sandbox_given: bool = False, auto_commit: bool = False,
+                 recorded: bool = True) -> Session:
     """A new session in `workspace`, or (`resume` an id, or `last`) an earlier one reopened."""
     if resume is None and not last:
-        return Session.create(Agent(config, workspace), auto_commit=auto_commit)
-    directory = find(resume, Path(os.path.realpath(workspace)))
-    return Session.resume(config, directory, model_given=model_given, sandbox_given=sandbox_given,
-                          auto_commit=auto_commit)
+        session = Session.create(Agent(config, workspace), auto_commit=auto_commit, recorded=recorded)
+    else:
+        directory = find(resume, Path(os.path.realpath(workspace)))
+        session = Session.resume(config, directory, model_given=model_given, sandbox_given=sandbox_given,
+                                 auto_commit=auto_commit)
+    session.tidy()
+    return session
 
 
 def _replay(checkpoints: Checkpoints, loaded: Loaded) -> None:
-    checkpoints.replay([(r["type"], r.get("turn", {})) for r in loaded.records if r.get("type") in ("turn", "undo")])
+    checkpoints.replay([r for r in loaded.records if r.get("type") not in ("item", "event", "settings")])
 
 
-def undo_session(directory: Path, exclude: tuple[Path, ...] = ()) -> UndoResult:
+def other_sessions_writes(session_id: str, project: Path) -> dict[str, list[tuple[str, Any]]]:
+    """What the project's other sessions recorded writing, path by path (for undo to leave it alone)."""
+    from coder.checkpoints import claims
+
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for info in list_sessions(project):
+        if info.id == session_id:
+            continue
+        try:
+            records = load(info.directory / TRANSCRIPT).records
+        except TranscriptError:
+            continue
+        for path, entries in claims(info.id, records).items():
+            out.setdefault(path, []).extend(entries)
+    return out
+
+
+def undo_note(result: UndoResult) -> str:
+    """What the model is told after an undo: its edits of that turn are gone."""
+    text = (f"[coder] The user undid your turn '{result.label}'. These files are back as they were before "
+            f"it: {', '.join(result.restored) or 'none'}.")
+    if result.not_restored:
+        text += " Not restored: " + "; ".join(f"{p} ({why})" for p, why in result.not_restored) + "."
+    if result.commit:
+        text += f" Its commit {result.commit[:10]} was {'removed' if result.commit_removed else 'kept'}."
+    return text + " Do not assume the changes of that turn exist; read the files again before building on them."
+
+
+def undo_session(directory: Path, exclude: tuple[Path, ...] = (), force: bool = False) -> UndoResult:
     """Undo the last turn of a session that is not open here (`coder undo`); `exclude`: the deny list."""
     loaded = load(directory / TRANSCRIPT)
-    checkpoints = Checkpoints(Path(loaded.header["project"]), loaded.header["id"], directory, exclude=exclude)
-    _replay(checkpoints, loaded)
-    result = checkpoints.undo()
-    if not result.refused:
-        transcript = Transcript(directory / TRANSCRIPT)
-        transcript.write({"type": "undo", "paths": result.restored})
+    transcript = Transcript(directory / TRANSCRIPT)
+    try:
+        project = Path(loaded.header["project"])
+        checkpoints = Checkpoints(project, loaded.header["id"], directory, exclude=exclude, record=transcript.write,
+                                  others=lambda: other_sessions_writes(loaded.header["id"], project))
+        _replay(checkpoints, loaded)
+        result = checkpoints.undo(force)
+        if not result.refused:  # the model hears of it when the session is resumed
+            transcript.write({"type": "item", "item": user_message(undo_note(result))})
+    finally:
         transcript.close()
     return result

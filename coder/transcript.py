@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,32 @@ class TranscriptError(Exception):
 
 
 class Transcript:
-    def __init__(self, path: Path, secrets: list[str] | tuple[str, ...] = ()) -> None:
+    """Raises OSError when the file cannot be opened; once a write fails (disk full, a file-size
+    limit), `failure` says so in one line and later writes are dropped: the session decides."""
+
+    def __init__(self, path: Path | None, secrets: list[str] | tuple[str, ...] = ()) -> None:
         self.path = path
         self.secrets = [s for s in secrets if s and len(s) >= 8]
+        self.failure = ""
+        self._lock = threading.Lock()
+        self._file: Any = None
+        if path is None:  # a session the user chose to go on with unrecorded
+            return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         os.fchmod(fd, 0o600)  # an existing file made by another umask
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         if self._file.tell() and not self._ends_with_newline():
             self._file.write("\n")  # a cut-off last line stays cut off; the next record starts clean
+
+    def _failed(self, error: OSError) -> None:
+        if not self.failure:
+            self.failure = f"cannot record the session in {self.path}: {error.strerror or error}"
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self._file = None
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as f:
@@ -45,17 +63,33 @@ class Transcript:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         for secret in self.secrets:
             line = line.replace(secret, REDACTED)
-        self._file.write(line + "\n")
-        self._file.flush()
+        with self._lock:  # records come from the turn's thread and a checkpoint's; a line stays whole
+            if self._file is None:
+                return
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as e:
+                self._failed(e)
 
     def sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as e:
+                self._failed(e)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self.sync()
-            self._file.close()
+        self.sync()
+        with self._lock:
+            if self._file is not None and not self._file.closed:
+                try:
+                    self._file.close()
+                except OSError as e:
+                    self._failed(e)
 
 
 @dataclass

@@ -1,15 +1,22 @@
-"""Checkpoints and undo against real git repositories (and a plain directory for the fallback)."""
+"""Checkpoints and undo against real git repositories (and a plain directory outside git).
+
+A turn's changes are what its tools did: `agent_write` plays a file tool (announce, write, done),
+`agent_command` a command (bracketed by snapshots). Anything else a test writes is the user's.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import git
 import pytest
 
+from coder import checkpoints as cpmod
 from coder.checkpoints import CheckpointError, Checkpoints
 
 
@@ -46,16 +53,26 @@ def ws(repo: git.Repo) -> Path:
     return Path(repo.working_tree_dir)
 
 
-def make(repo_or_dir: git.Repo | Path, tmp_path: Path, session: str = "s1") -> Checkpoints:
+def make(repo_or_dir: git.Repo | Path, tmp_path: Path, session: str = "s1",
+         records: list[dict[str, Any]] | None = None) -> Checkpoints:
     workspace = ws(repo_or_dir) if isinstance(repo_or_dir, git.Repo) else repo_or_dir
-    return Checkpoints(workspace, session, tmp_path / "store" / session)
+    return Checkpoints(workspace, session, tmp_path / "store" / session,
+                       record=records.append if records is not None else None)
 
 
 def agent_write(cp: Checkpoints, path: Path, data: str | bytes) -> None:
-    """What write_file does: announce, then write."""
-    cp.note_file(path)
+    """What write_file does: announce, write, say it is done."""
+    cp.before_write(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
+    cp.after_write(path)
+
+
+def agent_command(cp: Checkpoints, run: Callable[[], Any]) -> None:
+    """What run_command does: a snapshot, the command, a snapshot."""
+    cp.before_command()
+    run()
+    cp.after_command()
 
 
 def git_state(repo: git.Repo) -> tuple:
@@ -70,7 +87,7 @@ def git_state(repo: git.Repo) -> tuple:
     )
 
 
-def test_checkpoint_leaves_status_index_head_branch_and_stash_alone(repo: git.Repo, tmp_path: Path) -> None:
+def test_checkpoints_leave_status_index_head_branch_and_stash_alone(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
     (root / "a.py").write_text("stashed\n")
     repo.git.stash("push", "-m", "users stash")
@@ -82,17 +99,14 @@ def test_checkpoint_leaves_status_index_head_branch_and_stash_alone(repo: git.Re
     before = git_state(repo)
 
     cp = make(repo, tmp_path)
-    assert cp.in_git
     cp.begin_turn("look around")
-    assert cp.end_turn() == []
-    assert not cp.can_undo()
-
+    agent_command(cp, lambda: None)
+    agent_write(cp, root / "new.txt", "agent\n")
+    assert cp.end_turn() == ["new.txt"]
+    (root / "new.txt").unlink()
     assert git_state(repo) == before
-    tip = repo.git.rev_parse("refs/coder/checkpoints/s1")
-    tree = repo.commit(tip).tree
-    assert (tree / "untracked.txt").data_stream.read() == b"mine\n"
-    assert (tree / "a.py").data_stream.read() == b"staged\n"
-    assert (tree / "b.py").data_stream.read() == b"unstaged\n"
+    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/s1")).tree  # the turn's images, kept from gc
+    assert (tree / "post" / "new.txt").data_stream.read() == b"agent\n"
 
 
 def test_undo_restores_only_the_agents_files(repo: git.Repo, tmp_path: Path) -> None:
@@ -110,22 +124,60 @@ def test_undo_restores_only_the_agents_files(repo: git.Repo, tmp_path: Path) -> 
     assert repo.git.status("--porcelain") == " M b.py"
 
 
-def test_undo_refuses_when_the_user_edited_the_same_file(repo: git.Repo, tmp_path: Path) -> None:
+def test_the_users_edits_during_a_turn_are_not_the_turns(repo: git.Repo, tmp_path: Path) -> None:
+    """The user edits one file and creates another while the agent works: undo leaves both alone."""
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("work")
+    agent_write(cp, root / "a.py", "print('agent')\n")
+    (root / "b.py").write_text("print('user, meanwhile')\n")
+    (root / "notes.md").write_text("the user's new file\n")
+    agent_command(cp, lambda: (root / "built.txt").write_text("made by a command\n"))
+    assert cp.end_turn() == ["a.py", "built.txt"]
+
+    result = cp.undo()
+    assert result.restored == ["a.py", "built.txt"]
+    assert (root / "b.py").read_text() == "print('user, meanwhile')\n"
+    assert (root / "notes.md").read_text() == "the user's new file\n"
+    assert not (root / "built.txt").exists() and (root / "a.py").read_text() == "print('a')\n"
+
+
+def test_two_sessions_in_one_repository_undo_only_their_own(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    sessions = [make(repo, tmp_path, f"s{i}") for i in range(5)]
+    for i, cp in enumerate(sessions):
+        cp.begin_turn(f"turn {i}")
+    for i, cp in enumerate(sessions):  # interleaved, as five concurrent sessions would be
+        agent_write(cp, root / f"f{i}.txt", f"session {i}\n")
+        agent_command(cp, lambda i=i: (root / f"cmd{i}.txt").write_text(f"command {i}\n"))
+    for cp in sessions:
+        cp.end_turn()
+    assert sessions[0].undo().restored == ["cmd0.txt", "f0.txt"]
+    for i in range(1, 5):
+        assert (root / f"f{i}.txt").read_text() == f"session {i}\n"
+    assert not (root / "f0.txt").exists() and not (root / "cmd0.txt").exists()
+
+
+def test_undo_refuses_when_the_user_changed_the_same_file_then_force(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
     cp = make(repo, tmp_path)
     cp.begin_turn("edit a")
     agent_write(cp, root / "a.py", "print('agent')\n")
-    (root / "b.py").write_text("agent too\n")
+    agent_write(cp, root / "b.py", "agent too\n")
     cp.end_turn()
     (root / "a.py").write_text("print('agent')\nprint('user')\n")
 
     result = cp.undo()
     assert result.refused and result.restored == []
-    assert "a.py" in result.message and "b.py" not in result.message
+    assert "a.py" in result.message and "b.py" not in result.message and "--force" in result.message
     assert "+print('user')" in result.diff
     assert (root / "a.py").read_text() == "print('agent')\nprint('user')\n"
     assert (root / "b.py").read_text() == "agent too\n"  # nothing was written
     assert cp.can_undo()
+
+    forced = cp.undo(force=True)
+    assert forced.restored == ["a.py", "b.py"] and (root / "a.py").read_text() == "print('a')\n"
+    assert len(forced.kept) == 1 and Path(forced.kept[0]).read_text() == "print('agent')\nprint('user')\n"
 
 
 def test_undo_twice_walks_back_two_turns_then_nothing(repo: git.Repo, tmp_path: Path) -> None:
@@ -151,10 +203,10 @@ def test_undo_twice_walks_back_two_turns_then_nothing(repo: git.Repo, tmp_path: 
     assert repo.git.status("--porcelain") == ""
 
 
-def test_created_files_are_deleted_and_deleted_files_recreated(repo: git.Repo, tmp_path: Path) -> None:
+def test_a_commands_creations_deletions_and_modes_are_put_back(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
     (root / "run.sh").write_text("echo hi\n")
-    (root / "run.sh").chmod(0o755)
+    (root / "run.sh").chmod(0o750)
     (root / "link").symlink_to("a.py")
     repo.git.add("run.sh", "link")
     repo.git.commit("-m", "script and link")
@@ -162,12 +214,16 @@ def test_created_files_are_deleted_and_deleted_files_recreated(repo: git.Repo, t
     cp.begin_turn("shuffle")
     new = root / "new dir" / "ünïcødé name.txt"
     agent_write(cp, new, "fresh\n")
-    (root / "b.py").unlink()
-    (root / "blob.bin").write_bytes(b"\x00\xff" * 10)
-    (root / "run.sh").write_text("echo changed\n")
-    (root / "run.sh").chmod(0o644)
-    (root / "link").unlink()
-    (root / "link").write_text("no longer a link\n")
+
+    def command() -> None:
+        (root / "b.py").unlink()
+        (root / "blob.bin").write_bytes(b"\x00\xff" * 10)
+        (root / "run.sh").write_text("echo changed\n")
+        (root / "run.sh").chmod(0o644)
+        (root / "link").unlink()
+        (root / "link").write_text("no longer a link\n")
+
+    agent_command(cp, command)
     assert cp.end_turn() == ["b.py", "blob.bin", "link", "new dir/ünïcødé name.txt", "run.sh"]
 
     assert not cp.undo().refused
@@ -175,39 +231,125 @@ def test_created_files_are_deleted_and_deleted_files_recreated(repo: git.Repo, t
     assert (root / "b.py").read_text() == "print('b')\n"
     assert (root / "blob.bin").read_bytes() == bytes(range(256)) * 4
     assert (root / "run.sh").read_text() == "echo hi\n"
-    assert os.stat(root / "run.sh").st_mode & stat.S_IXUSR
+    assert stat.S_IMODE(os.stat(root / "run.sh").st_mode) == 0o750  # every permission bit, not only +x
     assert (root / "link").is_symlink() and os.readlink(root / "link") == "a.py"
     assert repo.git.status("--porcelain") == ""
-    assert not list(root.glob("**/.coder-undo-*"))
+    assert not list(root.glob("**/*.coder-tmp"))
 
 
-def test_untracked_files_are_captured_and_ignored_files_left_alone(repo: git.Repo, tmp_path: Path) -> None:
+def test_ignored_and_large_files_the_tools_write_are_put_back(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
     (root / ".gitignore").write_text("*.log\n")
-    (root / "notes.txt").write_text("my notes\n")  # untracked, not ignored
     (root / "build.log").write_text("old log\n")
+    big = os.urandom(20 << 20)  # larger than what snapshots keep of untracked files
+    (root / "data.bin").write_bytes(big)
     cp = make(repo, tmp_path)
-    cp.begin_turn("touch both")
-    (root / "notes.txt").write_text("agent notes\n")
-    (root / "build.log").write_text("new log\n")
-    assert cp.end_turn() == ["notes.txt"]
+    cp.begin_turn("overwrite")
+    agent_write(cp, root / "build.log", "new log\n")
+    agent_write(cp, root / "data.bin", "tiny\n")
+    assert cp.end_turn() == ["build.log", "data.bin"]
+    result = cp.undo()
+    assert result.restored == ["build.log", "data.bin"] and result.not_restored == []
+    assert (root / "build.log").read_text() == "old log\n" and (root / "data.bin").read_bytes() == big
 
-    assert cp.undo().restored == ["notes.txt"]
-    assert (root / "notes.txt").read_text() == "my notes\n"
-    assert (root / "build.log").read_text() == "new log\n"
+
+def test_what_cannot_be_put_back_is_said_not_claimed(repo: git.Repo, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root = ws(repo)
+    monkeypatch.setattr(cpmod, "KEEP_FILE_BYTES", 1 << 20)
+    (root / "huge.bin").write_bytes(os.urandom(3 << 20))
+    (root / "other.bin").write_bytes(os.urandom(12 << 20))  # untracked, over what snapshots keep
+    cp = make(repo, tmp_path)
+    cp.begin_turn("overwrite")
+    agent_write(cp, root / "huge.bin", "small now\n")
+    agent_command(cp, lambda: (root / "other.bin").write_bytes(b"also small\n"))
+    agent_write(cp, root / "a.py", "edited\n")
+    cp.end_turn()
+    result = cp.undo()
+    assert result.restored == ["a.py"]
+    assert sorted(p for p, _ in result.not_restored) == ["huge.bin", "other.bin"]
+    assert all("too large to keep" in why for _, why in result.not_restored)
+    assert "2 could not be restored" in result.message
 
 
-def test_store_dir_inside_the_workspace_is_not_snapshotted(repo: git.Repo, tmp_path: Path) -> None:
+def test_line_endings_come_back_byte_for_byte_under_autocrlf(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    with repo.config_writer() as cw:
+        cw.set_value("core", "autocrlf", "true")
+    (root / "win.txt").write_bytes(b"one\r\ntwo\r\nthree\n")
+    repo.git.add("win.txt")
+    repo.git.commit("-m", "crlf")
+    (root / "win.txt").write_bytes(b"one\r\ntwo\r\nthree\n")  # as checked out on Windows
+    cp = make(repo, tmp_path)
+    cp.begin_turn("rewrite")
+    agent_command(cp, lambda: (root / "win.txt").write_bytes(b"rewritten\n"))
+    cp.end_turn()
+    cp.undo()
+    assert (root / "win.txt").read_bytes() == b"one\r\ntwo\r\nthree\n"
+
+
+def test_a_turn_cut_off_by_kill_9_can_be_undone_after_a_restart(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    records: list[dict[str, Any]] = []
+    cp = make(repo, tmp_path, records=records)
+    cp.begin_turn("cut off")
+    agent_write(cp, root / "a.py", "written before the crash\n")
+    cp.before_command()
+    (root / "made.txt").write_text("by a command that never returned\n")
+    # the process dies here: no after_command, no end_turn
+
+    again = make(repo, tmp_path, records=[])
+    again.replay(records)
+    result = again.undo()
+    assert result.restored == ["a.py", "made.txt"]
+    assert (root / "a.py").read_text() == "print('a')\n" and not (root / "made.txt").exists()
+
+
+def test_a_stale_ref_lock_from_a_crash_does_not_stop_later_turns(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    lock = root / ".git" / "refs" / "coder" / "checkpoints" / "s1.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    cp = make(repo, tmp_path)
+    cp.begin_turn("after a crash")
+    agent_write(cp, root / "a.py", "x\n")
+    assert cp.end_turn() == ["a.py"]
+    assert repo.git.rev_parse("refs/coder/checkpoints/s1") and not lock.exists()
+
+
+def test_a_submodules_move_is_reported_not_restored(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    sub = init_repo(tmp_path / "sub")
+    subprocess.run(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(ws(sub)), "sub"],
+                   cwd=root, check=True, capture_output=True)
+    repo.git.commit("-m", "sub")
+    (ws(sub) / "c.py").write_text("c\n")
+    sub.git.add("c.py")
+    sub.git.commit("-m", "more")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("bump")
+
+    def bump() -> None:
+        subprocess.run(["git", "-c", "protocol.file.allow=always", "pull", "-q"], cwd=root / "sub", check=True,
+                       capture_output=True)
+        subprocess.run(["git", "add", "sub"], cwd=root, check=True)
+
+    agent_command(cp, bump)
+    assert cp.end_turn() == ["sub"]
+    result = cp.undo()
+    assert result.restored == [] and result.not_restored[0][0] == "sub" and "submodule" in result.not_restored[0][1]
+
+
+def test_store_dir_inside_the_workspace_is_never_snapshotted(repo: git.Repo, tmp_path: Path) -> None:
     root = ws(repo)
     store = root / ".coder" / "sessions" / "inner"
     cp = Checkpoints(root, "inner", store)
     cp.begin_turn("edit")
+    agent_command(cp, lambda: (store / "copy-of-something").write_text("session data\n"))
     agent_write(cp, root / "a.py", "x\n")
-    (store / "copy-of-something").write_text("session data\n")
     assert cp.end_turn() == ["a.py"]
-    assert "?? .coder/" in repo.git.status("--porcelain")  # ours, but never in a checkpoint
-    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/inner")).tree
-    assert [b.path for b in tree.traverse()] == ["a.py", "b.py", "blob.bin"]
     assert cp.undo().restored == ["a.py"]
 
 
@@ -234,18 +376,21 @@ def test_workspace_in_a_subdirectory_of_the_repo(repo: git.Repo, tmp_path: Path)
     repo.git.commit("-m", "pkg")
     cp = Checkpoints(root / "pkg", "sub", tmp_path / "store")
     cp.begin_turn("edit")
-    (root / "pkg" / "mod.py").write_text("x = 2\n")
-    (root / "pkg" / "added.py").write_text("y = 1\n")
-    (root / "a.py").write_text("outside the workspace\n")  # e.g. by a shell command
+
+    def command() -> None:
+        (root / "pkg" / "mod.py").write_text("x = 2\n")
+        (root / "pkg" / "added.py").write_text("y = 1\n")
+        (root / "a.py").write_text("outside the workspace\n")
+
+    agent_command(cp, command)
     assert cp.end_turn() == ["added.py", "mod.py"]
     assert "pkg/mod.py" in cp.diff() and "a.py" not in cp.diff().replace("pkg/", "")
-
     assert cp.undo().restored == ["added.py", "mod.py"]
     assert (root / "pkg" / "mod.py").read_text() == "x = 1\n" and not (root / "pkg" / "added.py").exists()
     assert (root / "a.py").read_text() == "outside the workspace\n"
 
 
-def test_outside_git_undo_uses_copies(tmp_path: Path) -> None:
+def test_outside_git_undo_uses_a_private_store(tmp_path: Path) -> None:
     root = tmp_path / "plain"
     root.mkdir()
     (root / "keep.txt").write_text("original\n")
@@ -255,11 +400,11 @@ def test_outside_git_undo_uses_copies(tmp_path: Path) -> None:
     assert not cp.in_git
     cp.begin_turn("one")
     agent_write(cp, root / "keep.txt", "changed once\n")
-    agent_write(cp, root / "keep.txt", "changed twice\n")  # the copy is taken once per turn
+    agent_write(cp, root / "keep.txt", "changed twice\n")
     agent_write(cp, root / "tool.sh", b"\x00binary\x01")
     agent_write(cp, root / "dir x" / "näme.txt", "new\n")
     assert cp.end_turn() == ["dir x/näme.txt", "keep.txt", "tool.sh"]
-    assert list((tmp_path / "store" / "s1" / "copies").iterdir())
+    assert list((tmp_path / "store" / "s1" / "objects").iterdir())
     assert "+changed twice" in cp.diff()
     cp.begin_turn("two")
     agent_write(cp, root / "keep.txt", "turn two\n")
@@ -295,7 +440,38 @@ def test_undo_never_follows_a_symlink_out_of_the_workspace(tmp_path: Path) -> No
 
     result = cp.undo()  # d/f.txt is not reachable any more: as far as undo sees, it was changed since
     assert result.refused and "d/f.txt" in result.message
+    forced = cp.undo(force=True)
+    assert forced.restored == [] and "d/f.txt" in forced.not_restored[0][0]
     assert (outside / "f.txt").read_text() == "after\n"
+
+
+def test_a_folder_swapped_for_a_symlink_is_never_read_through(repo: git.Repo, tmp_path: Path) -> None:
+    """The model replaces a tracked folder with a link to a secret place: coder records the link,
+    never the secret files behind it."""
+    root = ws(repo)
+    (root / "conf").mkdir()
+    (root / "conf" / "id_rsa").write_text("placeholder\n")
+    repo.git.add("-A")
+    repo.git.commit("-m", "conf")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "id_rsa").write_text("PRIVATE-KEY-CANARY\n")
+    cp = make(repo, tmp_path)
+    cp.begin_turn("swap")
+
+    def swap() -> None:
+        (root / "conf" / "id_rsa").unlink()
+        (root / "conf").rmdir()
+        (root / "conf").symlink_to(secret)
+
+    agent_command(cp, swap)
+    assert cp.end_turn() == ["conf", "conf/id_rsa"]
+    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/s1")).tree
+    blobs = [b.data_stream.read() for b in tree.traverse() if b.type == "blob"]
+    assert not any(b"CANARY" in data for data in blobs)
+    assert cp.undo().restored == ["conf", "conf/id_rsa"]
+    assert (root / "conf").is_dir() and (root / "conf" / "id_rsa").read_text() == "placeholder\n"
+    assert (secret / "id_rsa").read_text() == "PRIVATE-KEY-CANARY\n"
 
 
 def test_auto_commit_commits_only_the_turns_files_and_runs_hooks(repo: git.Repo, tmp_path: Path) -> None:
@@ -325,6 +501,36 @@ def test_auto_commit_commits_only_the_turns_files_and_runs_hooks(repo: git.Repo,
     assert repo.git.diff("--name-only") == "b.py"
     assert repo.git.status("--porcelain").splitlines() == [" M b.py", "A  staged.txt"]
     assert cp.auto_commit("again") is None  # the turn's files are committed already
+
+
+def test_undo_of_an_auto_committed_turn_removes_its_commit(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    start = repo.head.commit.hexsha
+    cp = make(repo, tmp_path)
+    cp.begin_turn("feature")
+    agent_write(cp, root / "a.py", "print('feature')\n")
+    agent_write(cp, root / "new.py", "NEW = 1\n")
+    cp.end_turn()
+    sha = cp.auto_commit("coder: feature")
+    result = cp.undo()
+    assert result.commit == sha and result.commit_removed and "removed its commit" in result.message
+    assert repo.head.commit.hexsha == start
+    assert repo.git.status("--porcelain") == ""  # files, index and branch as before the turn
+
+
+def test_an_auto_commit_the_branch_moved_past_stays(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("feature")
+    agent_write(cp, root / "a.py", "print('feature')\n")
+    cp.end_turn()
+    sha = cp.auto_commit("coder: feature")
+    (root / "b.py").write_text("the user's next commit\n")
+    repo.git.commit("-am", "user")
+    result = cp.undo()
+    assert result.commit == sha and not result.commit_removed and "moved on" in result.message
+    assert repo.head.commit.parents[0].hexsha == sha
+    assert (root / "a.py").read_text() == "print('a')\n"
 
 
 def test_auto_commit_failing_hook_is_one_line_and_leaves_the_index(repo: git.Repo, tmp_path: Path) -> None:
@@ -367,7 +573,7 @@ def test_prune_removes_old_checkpoint_refs_only(repo: git.Repo, tmp_path: Path) 
     repo.git.update_ref("refs/coder/checkpoints/recent-session", recent)
     cp = make(repo, tmp_path)
     cp.begin_turn("t")
-    (ws(repo) / "a.py").write_text("x\n")
+    agent_write(cp, ws(repo) / "a.py", "x\n")
     cp.end_turn()
 
     cp.prune(keep_days=14)
@@ -381,29 +587,3 @@ def test_errors_are_one_line_checkpoint_errors(tmp_path: Path) -> None:
     cp = make(tmp_path, tmp_path)
     with pytest.raises(CheckpointError, match="git repository"):
         cp.auto_commit("x")
-
-
-def test_a_folder_swapped_for_a_symlink_is_never_read_through(repo: git.Repo, tmp_path: Path) -> None:
-    """The model replaces a tracked folder with a link to a secret place: the checkpoint records the
-    link, never the secret files behind it."""
-    root = ws(repo)
-    (root / "conf").mkdir()
-    (root / "conf" / "id_rsa").write_text("placeholder\n")
-    repo.git.add("-A")
-    repo.git.commit("-m", "conf")
-    secret = tmp_path / "secret"
-    secret.mkdir()
-    (secret / "id_rsa").write_text("PRIVATE-KEY-CANARY\n")
-    cp = make(repo, tmp_path)
-    cp.begin_turn("swap")
-    (root / "conf" / "id_rsa").unlink()
-    (root / "conf").rmdir()
-    (root / "conf").symlink_to(secret)
-    assert cp.end_turn() == ["conf", "conf/id_rsa"]
-    tree = repo.commit(repo.git.rev_parse("refs/coder/checkpoints/s1")).tree
-    blobs = [b.data_stream.read() for b in tree.traverse() if b.type == "blob"]
-    assert not any(b"CANARY" in data for data in blobs)
-    assert (tree / "conf").mode == 0o120000
-    assert cp.undo().restored == ["conf", "conf/id_rsa"]
-    assert (root / "conf").is_dir() and (root / "conf" / "id_rsa").read_text() == "placeholder\n"
-    assert (secret / "id_rsa").read_text() == "PRIVATE-KEY-CANARY\n"

@@ -120,7 +120,7 @@ def test_two_turns_replay_the_first_verbatim(server, start, workspace: Path):
     from sandbox.policy import Policy
 
     backend = backends.select(Policy.for_workspace(workspace)).name
-    assert f"sandbox workspace-write ({backend})" in term.screen()  # the toolbar names the sandbox and its backend
+    term.wait_for(re.escape(f"sandbox workspace-write ({backend})"))  # the toolbar, once drawn, names the sandbox
     term.type("what do my notes say?")
     term.press("Enter")
     term.wait_for(r"It says: remember the milk\.")
@@ -352,7 +352,7 @@ def test_a_new_folder_is_trusted_once_or_opened_read_only(server, start, repl_en
     term.type("y")
     term.press("Enter")
     term.wait_for(r"(?m)^›")
-    assert "sandbox workspace-write" in term.screen()
+    term.wait_for("sandbox workspace-write")
     term.close()
     again = start(trusted=False)  # remembered: no question this time
     assert "Trust this folder" not in again.screen()
@@ -363,7 +363,7 @@ def test_an_untrusted_folder_can_be_opened_read_only_or_left(server, start, work
     term.type("r")
     term.press("Enter")
     term.wait_for(r"(?m)^›")
-    assert "sandbox read-only" in term.screen()
+    term.wait_for("sandbox read-only")
     term.close()
     left = start(trusted=False, ready="Trust this folder")  # read-only is not remembered as trust
     left.type("n")

@@ -65,18 +65,25 @@ def run_repl(args: Any) -> int:
     from rich.text import Text
 
     from coder.repl.app import Repl, history_path
-    from coder.sessions import open_session
+    from coder.repl.ask import choose
+    from coder.sessions import RecordingError, open_session
     from coder.transcript import TranscriptError
 
     console = Console(highlight=False)
     for notice in notices:
         console.print(Text.assemble(("note: ", "yellow"), notice))
     resuming = args.command == "resume"
+    options = dict(resume=args.id if resuming else None, last=resuming and not args.id, auto_commit=config.auto_commit,
+                   model_given=args.model is not None, sandbox_given=sandbox_given)
     try:
-        session = open_session(config, workspace, resume=args.id if resuming else None,
-                               last=resuming and not args.id, auto_commit=config.auto_commit,
-                               model_given=args.model is not None, sandbox_given=sandbox_given)
+        session = open_session(config, workspace, **options)
     except TranscriptError as e:
         raise ConfigError(str(e)) from None
+    except RecordingError as e:
+        console.print(Text(f"{e}.", style="bold red"))
+        if resuming or choose("Go on without recording this session (no transcript, no resume, no undo)? "
+                              "[y] yes  [n] no, then Enter: ", "yn") != "y":
+            raise ConfigError(f"{e}; nothing was started") from None
+        session = open_session(config, workspace, **options, recorded=False)
     repl = Repl(session, console, history_path(session.agent.workspace), vi=args.vi)
     return repl.run()

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from coder.agent import Agent
 from coder.approvals import prefix
-from coder.events import ApprovalRequest
+from coder.events import ApprovalRequest, RecordingFailed
 from coder.repl import commands
 from coder.repl.ask import choose
 from coder.repl.completion import CoderCompleter, ProjectFiles
@@ -274,7 +274,7 @@ class Repl:
         try:
             while True:
                 for event in self.session.run(prompt):
-                    if isinstance(event, ApprovalRequest):
+                    if isinstance(event, (ApprovalRequest, RecordingFailed)):
                         self._ask(event)
                     else:
                         self.renderer(event)
@@ -298,12 +298,13 @@ class Repl:
             app.invalidate()
 
     # --- approvals: asked on the turn thread, answered on the main thread ---
-    def _ask(self, request: ApprovalRequest) -> None:
+    def _ask(self, request: ApprovalRequest | RecordingFailed) -> None:
         done = threading.Event()
         self.pending.put((request, done))
         while not done.wait(0.1):
-            if self.agent.cancel_event.is_set():  # stopped or leaving: nobody will answer
-                request.deny()
+            if self.agent.cancel_event.is_set():  # stopped or leaving: nobody will answer (no means no)
+                if isinstance(request, ApprovalRequest):
+                    request.deny()
                 return
             self._wake()
 
@@ -329,10 +330,18 @@ class Repl:
             except queue.Empty:
                 return
             try:
-                if request.approved is None:  # not already given up on by a stopped turn
+                if isinstance(request, RecordingFailed):
+                    self._recording_menu(request)
+                elif request.approved is None:  # not already given up on by a stopped turn
                     self._approval_menu(request)
             finally:
                 done.set()
+
+    def _recording_menu(self, failure: RecordingFailed) -> None:
+        self.console.print(Text(f"{failure.message}.", style="bold red"))
+        if choose("  Go on without recording (what follows cannot be resumed)? [y] yes  "
+                  "[n] no, stop the turn, then Enter: ", "yn") == "y":
+            failure.go_on()
 
     def _approval_menu(self, request: ApprovalRequest) -> None:
         where = "outside the sandbox" if request.escalate else "in the sandbox"
@@ -382,14 +391,18 @@ class Repl:
     def shutdown(self) -> None:
         if self.turn is not None and self.turn.is_alive():
             self.agent.cancel()
-            while not self.pending.empty():  # nobody is left to answer
+            while not self.pending.empty():  # nobody is left to answer: no means no
                 request, done = self.pending.get_nowait()
-                request.deny()
+                if isinstance(request, ApprovalRequest):
+                    request.deny()
                 done.set()
             assert self.turn is not None
             self.turn.join(10)
         self.session.close()
-        self.console.print(Text(f"bye · resume this session with: coder resume {self.session.id}", style="dim"))
+        if self.session.transcript.path is None or self.session.transcript.failure:
+            self.console.print(Text("bye · this session was not recorded to the end: it cannot be resumed", style="dim"))
+        else:
+            self.console.print(Text(f"bye · resume this session with: coder resume {self.session.id}", style="dim"))
 
 
 def history_path(workspace: Path) -> Path:

@@ -102,19 +102,22 @@ def _exit(repl: "Repl", arg: str) -> bool:
 
 
 def _undo(repl: "Repl", arg: str) -> bool:
-    from coder.checkpoints import CheckpointError
+    from coder.checkpoints import CheckpointError, undo_report
     from coder.repl.render import diff_text
 
+    if arg.strip() not in ("", "--force"):
+        repl.error("usage: /undo [--force]")
+        return True
     try:
-        result = repl.session.undo()
+        result = repl.session.undo(force=arg.strip() == "--force")
     except CheckpointError as e:
         repl.error(str(e))
         return True
     if result.refused:
-        repl.error(result.message)
+        repl.error(result.message.replace("--force", "/undo --force"))
         repl.console.print(diff_text(result.diff))
         return True
-    repl.say(result.message + "".join(f"\n  {path}" for path in result.restored))
+    repl.say("\n".join(undo_report(result)))
     return True
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sandbox import backends
 from sandbox.policy import Policy
@@ -34,6 +34,15 @@ class Param:
     optional: bool = False
 
 
+class Recorder(Protocol):
+    """Who keeps what the tools change, so a turn can be undone (a Session)."""
+
+    def before_write(self, path: Path) -> None: ...
+    def after_write(self, path: Path) -> None: ...
+    def before_command(self) -> None: ...
+    def after_command(self) -> None: ...
+
+
 @dataclass
 class ToolContext:
     """Everything a tool may use; built once per session by the agent."""
@@ -44,7 +53,7 @@ class ToolContext:
     default_timeout: float = 120.0
     backend: backends.Backend | None = None  # None: chosen from the policy (and backend_choice)
     backend_choice: str = "auto"  # "auto", or the one backend to use ("landlock", "bwrap")
-    before_write: Callable[[Path], None] | None = None  # told of each file a tool is about to change (undo)
+    recorder: Recorder | None = None  # told of each change a tool is about to make, and made (undo)
     registry: Path | None = None  # where placeholders in use are recorded (sandbox.placeholders)
     on_warning: Callable[[str], None] | None = None  # something the user must hear of (not only the model)
 
@@ -64,9 +73,21 @@ class ToolContext:
         if self.on_warning is not None:
             self.on_warning(message)
 
-    def note_write(self, path: Path) -> None:
-        if self.before_write is not None:
-            self.before_write(path)
+    def before_write(self, path: Path) -> None:
+        if self.recorder is not None:
+            self.recorder.before_write(path)
+
+    def after_write(self, path: Path) -> None:
+        if self.recorder is not None:
+            self.recorder.after_write(path)
+
+    def before_command(self) -> None:
+        if self.recorder is not None:
+            self.recorder.before_command()
+
+    def after_command(self) -> None:
+        if self.recorder is not None:
+            self.recorder.after_command()
 
 
 def default_registry() -> Path:

@@ -273,8 +273,11 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if updated == text:
         raise ToolError("the replacement leaves the file unchanged; nothing was written")
     data = _encode(updated, doc, shown)
-    ctx.note_write(path)
-    atomic_write(ctx.policy, path, data, stat.S_IMODE(st.st_mode))
+    ctx.before_write(path)
+    try:
+        atomic_write(ctx.policy, path, data, stat.S_IMODE(st.st_mode))
+    finally:
+        ctx.after_write(path)
     plural = "occurrence" if count == 1 else "occurrences"
     return Output(f"Edited {shown}: replaced {count} {plural}{note}\n{_snippet(text, updated)}", file_diff(shown, text, updated))
 

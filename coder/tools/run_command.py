@@ -69,6 +69,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         raise ToolError(f"the command was not run: {e.strerror} (without it, the command could create a "
                         "protected name such as .git)") from None
     cgroup = None
+    ctx.before_command()
     try:
         cgroup = cgroups.create(policy.limits) if backend.name in ("landlock", "bwrap") else None
         result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel,
@@ -79,6 +80,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         problems = placeholders.release(guard)
         for problem in problems:
             ctx.warn(problem)  # the user hears of it too, not only the model
+        ctx.after_command()
 
     if result.timed_out:
         lines = [f"Command timed out after {_seconds(timeout)} s; its process group was killed."]

@@ -38,8 +38,11 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         mode = stat.S_IMODE(st.st_mode)
         with os.fdopen(fd, "rb") as f:
             old_text = f.read().decode("utf-8", errors="replace")
-    ctx.note_write(path)
-    atomic_write(ctx.policy, path, content.encode("utf-8"), mode)
+    ctx.before_write(path)
+    try:
+        atomic_write(ctx.policy, path, content.encode("utf-8"), mode)
+    finally:
+        ctx.after_write(path)
     lines = count_lines(content)
     diff = file_diff(shown, old_text, content)
     if old_text is None:
