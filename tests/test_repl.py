@@ -256,7 +256,8 @@ def test_history_is_kept_per_project(server, start, repl_env, workspace: Path):
 def test_undo_restores_the_file_and_diff_shows_the_change(server, start, workspace: Path):
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
     (workspace / "app.py").write_text("print('v1')\n")
-    server.add(Reply([call("write_file", {"path": "app.py", "content": "print('v2')\n"})]), Reply([message("Now v2.")]))
+    server.add(Reply([call("write_file", {"path": "app.py", "content": "print('v2')\n"})]), Reply([message("Now v2.")]),
+               Reply([message("Understood, it is v1 again.")]))
     term = start()
     term.type("bump the version")
     term.press("Enter")
@@ -273,6 +274,27 @@ def test_undo_restores_the_file_and_diff_shows_the_change(server, start, workspa
     term.type("/undo")
     term.press("Enter")
     term.wait_for("nothing to undo")
+    term.type("and now?")
+    term.press("Enter")
+    term.wait_for("it is v1 again")
+    texts = user_texts(server.bodies[-1])
+    assert texts[-2].startswith("[coder] The user undid your turn 'bump the version'") and "app.py" in texts[-2]
+    assert texts[-1] == "and now?"  # the model was told before it went on
+
+
+def test_a_session_that_cannot_be_recorded_asks_before_going_on(server, start, repl_env, workspace: Path):
+    data = Path(repl_env["XDG_DATA_HOME"]) / "coder"
+    data.mkdir(parents=True)
+    (data / "sessions").write_text("a file where the sessions folder should be\n")
+    server.add(Reply([message("Working unrecorded.")]))
+    term = start(ready="Go on without recording")
+    assert "cannot record the session in" in term.screen()
+    term.type("y")
+    term.press("Enter")
+    term.wait_for(r"(?m)^›")
+    term.type("hello")
+    term.press("Enter")
+    term.wait_for("Working unrecorded")
 
 
 def test_exit_says_how_to_resume_and_resume_continues(server, start, workspace: Path):
