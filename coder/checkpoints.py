@@ -2,12 +2,14 @@
 
 A turn's changes are attributed when they happen, never by comparing two
 moments that other writers share (the user at their editor, another session):
-- a file tool announces each path before it writes (`before_write`) and after
-  (`after_write`): the path's content before the turn first touched it (its
-  pre-image) and after it last did;
+- a file tool announces each path before it writes (`before_write`, with the
+  bytes it is about to write) and after (`after_write`): the path's content
+  before the turn first touched it (its pre-image) and after it last did;
 - in a git repository, each command is bracketed by two snapshots of the work
   tree (coder.snapshots; `before_command`, `after_command`): what differs
-  between them is the command's doing.
+  between them is the command's doing. The second snapshot is taken on a side
+  thread, while the model reads the command's output; whatever comes next
+  waits for it.
 A user's edit between the agent's steps is never the turn's. One made while a
 command runs is (it cannot be told apart).
 
@@ -15,13 +17,18 @@ Contents go into an object store, as exact bytes with their permission bits:
 the repository's own object database (kept from gc by a commit per turn under
 `refs/coder/checkpoints/<session>`; the user's branch, index and HEAD are never
 touched), or outside git a private one in the session's directory. A file
-larger than the budget is identified, not kept, and undo says it cannot put it
-back. Every change is handed to `record` (the transcript) as it happens, so a
-turn cut off by kill -9 is as undoable as a finished one.
+larger than the budget is identified by its size and time, not kept, and undo
+says it cannot put it back. Every change is handed to `record` (the
+transcript) as it happens, so a turn cut off by kill -9 can be finished after
+a restart; what changed in a path while nothing was watching (a write or a
+command cut off) is marked uncertain, and undo puts it back only when told to.
 
 Undo puts back the last turn's paths, and only if each is still as the turn
-left it; otherwise it refuses and says which and how (`force=True` goes ahead,
-keeping the user's version in the session's directory). It reports what it
+left it (or already back as it was: an undo cut off half-way); otherwise it
+refuses and says which and how (`force=True` goes ahead, moving the user's
+version into the session's directory first). It leaves alone what another
+session recorded writing during the turn's commands, and refuses while
+another session's command is running in the same place. It reports what it
 restored, what it could not and why, and, with auto-commit, whether the
 turn's commit went too.
 """
@@ -36,12 +43,12 @@ import stat
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
-from coder.git import GITLINK, LINK, GitError, Objects, Repository
+from coder.git import BLOB, EXEC, GITLINK, LINK, GitError, Objects, Repository
 from coder.snapshots import OTHER, Dirs, Entry, Snapshotter, entry_of, read, same
-from sandbox.paths import PathDenied, atomic_symlink, atomic_write, remove
+from sandbox.paths import PathDenied, atomic_symlink, atomic_write, move_out, remove
 from sandbox.policy import Mode, Policy
 
 REF_ROOT = "refs/coder/checkpoints/"
@@ -52,7 +59,14 @@ KEEP_SESSION_BYTES = 512 << 20  # ...and all of a session's together up to this
 # Runs a command (argv, environment, directory) somewhere safe; returns (exit code, output).
 Runner = Callable[[list[str], dict[str, str], Path], tuple[int, str]]
 Record = Callable[[dict[str, Any]], None]
-Others = Callable[[], dict[str, list[tuple[str, "Entry | None"]]]]  # path -> [(session id, what it wrote)]
+
+
+@dataclass
+class Others:
+    """What the other sessions working in this place have recorded (coder.sessions builds it)."""
+
+    claims: dict[str, list[tuple[str, float, "Entry | None"]]] = field(default_factory=dict)  # abs path -> writes
+    busy: list[str] = field(default_factory=list)  # sessions running a command here right now
 
 
 class CheckpointError(Exception):
@@ -70,13 +84,15 @@ class UndoResult:
     label: str = ""
     commit: str = ""  # the turn's auto-commit, if any
     commit_removed: bool = False
-    kept: list[str] = field(default_factory=list)  # with force: where the user's versions were kept
+    kept: list[str] = field(default_factory=list)  # with force: where the user's versions were moved
 
 
 @dataclass
 class Change:
     pre: Entry | None  # before the turn first touched the path (None: it did not exist)
     post: Entry | None  # after the turn last touched it
+    uncertain: bool = False  # changed while nothing watched (cut off mid-write or mid-command)
+    at: tuple[float, float] = (0.0, 0.0)  # for a command's change: when the command ran
 
 
 @dataclass
@@ -87,12 +103,14 @@ class Turn:
     new_dirs: set[str] = field(default_factory=set)  # folders a file tool's write created
     commit: str = ""  # the auto-commit of this turn's files
     by_tools: set[str] = field(default_factory=set)  # paths a file tool wrote (the rest came from commands)
-    open_command: bool = False  # a command started and has not been accounted for (a crash)
-    open_writes: dict[str, Entry | None] = field(default_factory=dict)  # announced, not yet written
+    open_command: dict[str, Entry] | None = None  # a command began and was not accounted for (a crash)
+    open_since: float = 0.0
+    open_writes: dict[str, tuple[Entry | None, str]] = field(default_factory=dict)  # path -> (pre, intended oid)
+    ended: bool = False
 
     @property
     def paths(self) -> list[str]:
-        return sorted(p for p, c in self.changes.items() if not same(c.pre, c.post))
+        return sorted(p for p, c in self.changes.items() if not same(c.pre, c.post) or c.uncertain)
 
 
 def _one_line(method: Callable[..., Any]) -> Any:
@@ -117,23 +135,24 @@ class Checkpoints:
 
     @_one_line
     def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = (),
-                 record: Record | None = None, others: Others | None = None) -> None:
+                 record: Record | None = None, others: Callable[[], Others] | None = None) -> None:
         """`exclude`: paths never read (the sandbox's deny list); `record`: where changes are written down;
-        `others`: what other sessions in this workspace recorded writing (see `undo`)."""
+        `others`: what other sessions in this place recorded (see `undo`)."""
         self.workspace = Path(workspace).resolve()
         if not self.workspace.is_dir():
             raise CheckpointError(f"checkpoints: {workspace} is not a directory")
         self._store_dir = Path(store_dir)
         self._store_dir.mkdir(parents=True, exist_ok=True)
         self.record = record or (lambda r: None)
-        self.others = others or (lambda: {})
+        self.others = others or Others
         self.repo = Repository.find(self.workspace)
         self._snapshots: Snapshotter | None = None
+        self.prefix = ""
         if self.repo is not None:
             self.objects: Objects = self.repo.objects
             self._snapshots = Snapshotter(self.repo, self.workspace, [self._store_dir, *map(Path, exclude)])
-            self.prefix = self.workspace.relative_to(self.repo.root).as_posix()
-            self.prefix = "" if self.prefix == "." else self.prefix + "/"
+            rel = self.workspace.relative_to(self.repo.root).as_posix()
+            self.prefix = "" if rel == "." else rel + "/"
             safe = re.sub(r"[^A-Za-z0-9_-]+", "-", session_id).strip("-") or "session"
             self.ref = REF_ROOT + safe
             self._tip = self.repo.resolve(self.ref)
@@ -145,8 +164,10 @@ class Checkpoints:
         self._count = 0  # turns begun in this session
         self._origin: dict[str, Entry | None] = {}  # each path as the session first found it (for diff)
         self._kept_bytes = 0
-        self._before_command: dict[str, Entry] | None = None
-        self._recording: threading.Thread | None = None
+        self._before: dict[str, Entry] | None = None  # the snapshot before the running command
+        self._since = 0.0
+        self._background: threading.Thread | None = None  # the after-snapshot, or the before-tree's record
+        self._late_error = ""  # what went wrong on the side thread, said when the turn ends
 
     @property
     def in_git(self) -> bool:
@@ -156,6 +177,12 @@ class Checkpoints:
     def git_dir(self) -> Path | None:
         return self.repo.git_dir if self.repo else None
 
+    def _settle(self) -> None:
+        """Wait for work left on a side thread (an after-snapshot); anything that follows depends on it."""
+        if self._background is not None:
+            self._background.join()
+            self._background = None
+
     # --- recording a turn ---------------------------------------------------------------------
     @_one_line
     def begin_turn(self, label: str) -> None:
@@ -163,7 +190,7 @@ class Checkpoints:
             self.end_turn()
         self._count += 1
         self._open = Turn(self._count, label)
-        self.record({"type": "turn", "turn": self._count, "label": label})
+        self.record({"type": "turn", "turn": self._count, "label": label, "t": time.time(), **_me()})
 
     def _turn(self) -> Turn:
         if self._open is None:
@@ -179,8 +206,10 @@ class Checkpoints:
         return path.relative_to(self.workspace).as_posix()
 
     @_one_line
-    def before_write(self, path: Path) -> None:
-        """A file tool is about to write `path`: keep what is there now, the first time this turn."""
+    def before_write(self, path: Path, content: bytes | None = None) -> None:
+        """A file tool is about to write `content` to `path`: keep what is there now (the first time this
+        turn), and note what is meant to be there, so a write cut off mid-way can be told from an edit."""
+        self._settle()
         rel = self._rel(path)
         if rel is None:
             return
@@ -190,8 +219,9 @@ class Checkpoints:
             turn.new_dirs.add(parent.relative_to(self.workspace).as_posix())
             parent = parent.parent
         pre = self._capture(rel)
-        turn.open_writes[rel] = pre
-        self.record({"type": "write", "turn": turn.number, "path": rel, "pre": _json(pre),
+        intended = self.objects.store("blob", content) if content is not None else ""
+        turn.open_writes[rel] = (pre, intended)
+        self.record({"type": "write", "turn": turn.number, "path": rel, "pre": _json(pre), "intended": intended,
                      "new_dirs": sorted(turn.new_dirs)})
 
     @_one_line
@@ -199,54 +229,74 @@ class Checkpoints:
         rel = self._rel(path)
         if rel is None or self._open is None or rel not in self._open.open_writes:
             return
-        pre = self._open.open_writes.pop(rel)
+        pre, _ = self._open.open_writes.pop(rel)
         self._open.by_tools.add(rel)
         self._change(self._open, rel, pre, self._capture(rel))
 
     @_one_line
     def before_command(self) -> None:
         """In git, a command is bracketed by snapshots (outside git, commands are not covered)."""
+        self._settle()
         if self._snapshots is None:
             return
         turn = self._turn()
-        before = self._before_command = self._snapshots.take().entries
-        turn.open_command = True
+        before = self._before = self._snapshots.take().entries
+        self._since = time.time()
+        turn.open_command = before
 
-        def record() -> None:  # the tree is for a restart after a crash mid-command: written while it runs
-            self.record({"type": "command", "turn": turn.number, "before": self._snapshot_tree(before)})
+        def record() -> None:  # only needed after a crash mid-command: written while the command runs
+            tree = self.objects.write_tree({r: (e.mode, e.oid) for r, e in before.items() if e.kept})
+            exact = {r: e.to_json() for r, e in before.items() if not e.kept or e.perm != _default_perm(e.mode)}
+            self.record({"type": "command", "turn": turn.number, "before": tree, "exact": exact, "t": self._since,
+                         **_me()})
 
-        self._recording = threading.Thread(target=record, name="coder-checkpoint", daemon=True)
-        self._recording.start()
+        self._background = threading.Thread(target=record, name="coder-checkpoint", daemon=True)
+        self._background.start()
 
     @_one_line
     def after_command(self) -> None:
-        before, self._before_command = self._before_command, None
-        if self._recording is not None:
-            self._recording.join()
-            self._recording = None
-        if self._snapshots is None or before is None or self._open is None:
+        """The command ended: its changes are told apart from a second snapshot, taken on a side thread."""
+        self._settle()
+        before, self._before = self._before, None
+        turn = self._open
+        if self._snapshots is None or before is None or turn is None:
             return
-        self._account(self._open, before, self._snapshots.take().entries)
+        snapshots, since, until = self._snapshots, self._since, time.time()
 
-    def _account(self, turn: Turn, before: dict[str, Entry], after: dict[str, Entry]) -> None:
-        turn.open_command = False
+        def account() -> None:
+            try:
+                self._account(turn, before, snapshots.take().entries, (since, until))
+            except (GitError, OSError) as e:  # said at the end of the turn, like any checkpoint problem
+                self._late_error = f"after a command: {e}"
+
+        self._background = threading.Thread(target=account, name="coder-checkpoint", daemon=True)
+        self._background.start()
+
+    def _account(self, turn: Turn, before: dict[str, Entry], after: dict[str, Entry], at: tuple[float, float],
+                 uncertain: bool = False) -> None:
+        turn.open_command = None
         for rel in sorted(before.keys() | after.keys()):
             if not same(before.get(rel), after.get(rel)):
-                self._change(turn, rel, before.get(rel), after.get(rel))
+                self._change(turn, rel, before.get(rel), after.get(rel), uncertain, at)
         self.record({"type": "command-end", "turn": turn.number})
 
-    def _change(self, turn: Turn, rel: str, pre: Entry | None, post: Entry | None) -> None:
+    def _change(self, turn: Turn, rel: str, pre: Entry | None, post: Entry | None, uncertain: bool = False,
+                at: tuple[float, float] = (0.0, 0.0)) -> None:
         known = turn.changes.get(rel)
-        turn.changes[rel] = Change(known.pre if known else pre, post)
+        turn.changes[rel] = Change(known.pre if known else pre, post, uncertain or bool(known and known.uncertain),
+                                   at if not known else (min(known.at[0] or at[0], at[0] or known.at[0]),
+                                                         max(known.at[1], at[1])))
         self._origin.setdefault(rel, pre)
-        self.record({"type": "change", "turn": turn.number, "path": rel, "pre": _json(pre), "post": _json(post)})
+        self.record({"type": "change", "turn": turn.number, "path": rel, "pre": _json(pre), "post": _json(post),
+                     "uncertain": uncertain, "at": list(at), "t": time.time()})
 
-    def _capture(self, rel: str) -> Entry | None:
-        """What `rel` holds now, its bytes kept in the store within the size budget."""
+    def _capture(self, rel: str, like: Entry | None = None) -> Entry | None:
+        """What `rel` holds now, its bytes kept in the store within the size budget (identified by size and
+        time only when `like` was, so the two compare)."""
         dirs = Dirs(self.workspace)
         try:
             room = max(0, min(KEEP_FILE_BYTES, KEEP_SESSION_BYTES - self._kept_bytes))
-            found = read(dirs, rel, limit=room)
+            found = read(dirs, rel, limit=-1 if like is not None and like.by_stat else room)
         finally:
             dirs.close()
         if found is None:
@@ -256,25 +306,27 @@ class Checkpoints:
             self._kept_bytes += len(data)
         return entry_of(st, data, lambda b: self.objects.store("blob", b))
 
-    def _snapshot_tree(self, entries: dict[str, Entry]) -> str:
-        return self.objects.write_tree({r: (e.mode, e.oid) for r, e in entries.items() if e.kept})
-
     @_one_line
     def end_turn(self) -> list[str]:
         """The paths the turn changed ([]: nothing to undo); its objects are kept from then on."""
+        self._settle()
         turn, self._open = self._open, None
         if turn is None:
             return []
-        if turn.open_command and self._before_command is not None:
-            self.after_command()  # a command cut off mid-way: what it did is still the turn's
-        for rel, pre in list(turn.open_writes.items()):
+        late, self._late_error = self._late_error, ""
+        if turn.open_command is not None and self._before is not None:  # a command cut off mid-way
+            self._account(turn, self._before, self._snapshots.take().entries, (self._since, time.time()))
+            self._before = None
+        for rel, (pre, _intended) in list(turn.open_writes.items()):
             self._change(turn, rel, pre, self._capture(rel))
         turn.open_writes.clear()
+        turn.ended = True
         self.record({"type": "turn-end", "turn": turn.number})
-        if not turn.paths:
-            return []
-        self._turns.append(turn)
-        self._keep(turn)
+        if turn.paths:
+            self._turns.append(turn)
+            self._keep(turn)
+        if late:
+            raise CheckpointError(late)
         return turn.paths
 
     def _keep(self, turn: Turn) -> None:
@@ -292,40 +344,83 @@ class Checkpoints:
 
     # --- after a restart ----------------------------------------------------------------------
     @_one_line
-    def replay(self, records: list[dict[str, Any]]) -> None:
-        """Rebuild the undo stack from the records an earlier process wrote (turns cut off included)."""
+    def replay(self, records: list[dict[str, Any]]) -> list[str]:
+        """Rebuild the undo stack from the records an earlier process wrote; a turn cut off is finished
+        here, what changed unwatched marked uncertain. Returns a line for each record that was unusable."""
         turns: dict[int, Turn] = {}
+        problems = []
         for r in records:
-            kind, number = r.get("type"), r.get("turn")
-            if kind == "turn" and isinstance(number, dict):  # a turn as coder 0.1 recorded it, at its end
-                self._count += 1
-                turns[self._count] = self._old_turn(self._count, number)
-            elif kind == "turn" and isinstance(number, int):
-                turns[number] = Turn(number, r.get("label", ""))
-                self._count = max(self._count, number)
-            elif kind == "undo":
-                changed = [n for n, t in turns.items() if t.paths]
-                turns.pop(r.get("turn_number", changed[-1] if changed else 0), None)
-            elif isinstance(number, int) and number in turns:
-                self._replay_one(turns[number], r)
+            try:
+                self._replay_record(turns, r)
+            except (KeyError, TypeError, ValueError, GitError) as e:
+                problems.append(f"a {r.get('type')} record of turn {r.get('turn')} could not be used: {e}")
         for turn in turns.values():
-            if turn.open_command:  # cut off during a command: account for it now
-                self._account(turn, self._before_command or {}, self._snapshots.take().entries
-                              if self._snapshots else {})
-            for rel, pre in list(turn.open_writes.items()):  # cut off during a write
-                self._change(turn, rel, pre, self._capture(rel))
-            turn.open_writes.clear()
+            self._finish_cut_off(turn)
             if turn.paths:
                 self._turns.append(turn)
         self._turns.sort(key=lambda t: t.number)
-        self._before_command = None
+        return problems
+
+    def _replay_record(self, turns: dict[int, Turn], r: dict[str, Any]) -> None:
+        kind, number = r.get("type"), r.get("turn")
+        if kind == "turn" and isinstance(number, dict):  # a turn as coder 0.1 recorded it, at its end
+            self._count += 1
+            turns[self._count] = self._old_turn(self._count, number)
+        elif kind == "turn" and isinstance(number, int):
+            turns[number] = Turn(number, r.get("label", ""))
+            self._count = max(self._count, number)
+        elif kind == "undo":
+            changed = [n for n, t in turns.items() if t.paths]
+            turns.pop(r.get("turn_number", changed[-1] if changed else 0), None)
+        elif isinstance(number, int) and number in turns:
+            self._replay_one(turns[number], r)
+
+    def _replay_one(self, turn: Turn, r: dict[str, Any]) -> None:
+        kind = r["type"]
+        if kind == "write":
+            turn.open_writes[r["path"]] = (Entry.from_json(r.get("pre")), r.get("intended", ""))
+            turn.by_tools.add(r["path"])
+            turn.new_dirs.update(r.get("new_dirs", []))
+        elif kind == "change":
+            rel = r["path"]
+            turn.open_writes.pop(rel, None)
+            known = turn.changes.get(rel)
+            pre, post = Entry.from_json(r.get("pre")), Entry.from_json(r.get("post"))
+            at = tuple(r.get("at") or (0.0, 0.0))
+            turn.changes[rel] = Change(known.pre if known else pre, post,
+                                       bool(r.get("uncertain")) or bool(known and known.uncertain), at)
+            self._origin.setdefault(rel, pre)
+        elif kind == "command":
+            before = {p: Entry(m, o, _default_perm(m)) for p, (m, o) in self.objects.read_tree(r["before"]).items()}
+            before.update({p: Entry.from_json(e) for p, e in r.get("exact", {}).items()})
+            turn.open_command, turn.open_since = before, float(r.get("t", 0.0))
+        elif kind == "command-end":
+            turn.open_command = None
+        elif kind == "turn-end":
+            turn.ended = True
+        elif kind == "commit":
+            turn.commit = r.get("sha", "")
+
+    def _finish_cut_off(self, turn: Turn) -> None:
+        """A turn an earlier process did not finish: what changed since nobody watched is uncertain."""
+        if turn.open_command is not None and self._snapshots is not None:
+            self._account(turn, turn.open_command, self._snapshots.take().entries, (turn.open_since, time.time()),
+                          uncertain=True)
+        for rel, (pre, intended) in list(turn.open_writes.items()):
+            now = self._capture(rel)
+            if same(now, pre):
+                continue  # the write never happened
+            certain = bool(intended) and now is not None and now.oid == intended
+            self._change(turn, rel, pre, now, uncertain=not certain)
+            turn.by_tools.add(rel)
+        turn.open_writes.clear()
 
     def _old_turn(self, number: int, data: dict[str, Any]) -> Turn:
         """A turn of coder 0.1's records: trees before and after (git), or copies of the files."""
-        turn = Turn(number, data.get("label", ""), new_dirs=set(data.get("new_dirs", [])))
+        turn = Turn(number, data.get("label", ""), new_dirs=set(data.get("new_dirs", [])), ended=True)
         if data.get("before") and data.get("after"):
             trees = [self.objects.read_tree(data[k]) for k in ("before", "after")]
-            entries = [{r: Entry(m, o, 0o755 if m == 0o100755 else 0o644) for r, (m, o) in t.items()} for t in trees]
+            entries = [{r: Entry(m, o, -1) for r, (m, o) in t.items()} for t in trees]  # bits not recorded
         else:
             entries = [{r: self._old_state(v) for r, v in data.get(k, {}).items()} for k in ("saved", "left")]
         for rel in data.get("paths", []):
@@ -339,31 +434,8 @@ class Checkpoints:
         if state.get("kind") != "file" or not state.get("copy"):
             return None if state.get("kind") == "absent" else Entry(OTHER, "", 0, kept=False)
         data = Path(state["copy"]).read_bytes()
-        mode = 0o100755 if state.get("mode", 0) & 0o100 else 0o100644
+        mode = EXEC if state.get("mode", 0) & 0o100 else BLOB
         return Entry(mode, self.objects.store("blob", data), state.get("mode", 0o644))
-
-    def _replay_one(self, turn: Turn, r: dict[str, Any]) -> None:
-        kind = r["type"]
-        if kind == "write":
-            turn.open_writes[r["path"]] = Entry.from_json(r.get("pre"))
-            turn.by_tools.add(r["path"])
-            turn.new_dirs.update(r.get("new_dirs", []))
-        elif kind == "change":
-            rel = r["path"]
-            turn.open_writes.pop(rel, None)
-            known = turn.changes.get(rel)
-            pre, post = Entry.from_json(r.get("pre")), Entry.from_json(r.get("post"))
-            turn.changes[rel] = Change(known.pre if known else pre, post)
-            self._origin.setdefault(rel, pre)
-        elif kind == "command":
-            turn.open_command = True
-            tree = r.get("before", "")
-            self._before_command = {p: Entry(m, o) for p, (m, o) in self.objects.read_tree(tree).items()} \
-                if tree else {}
-        elif kind == "command-end":
-            turn.open_command = False
-        elif kind == "commit":
-            turn.commit = r.get("sha", "")
 
     # --- undo -----------------------------------------------------------------------------------
     def can_undo(self) -> bool:
@@ -372,26 +444,35 @@ class Checkpoints:
     @_one_line
     def undo(self, force: bool = False) -> UndoResult:
         """Put the last changed turn's files back, unless the user changed one of them since (see the module)."""
+        self._settle()
         if not self._turns:
             raise CheckpointError("nothing to undo")
         turn = self._turns[-1]
-        # What a command of ours seemed to change, another session may have written meanwhile: its own
-        # record of writing exactly that makes it theirs. And a submodule's checkout is someone else's
-        # repository. Both are reported, never compared or moved.
-        theirs = self._written_by_others(turn)
+        others = self.others()
+        if others.busy and not force:
+            raise CheckpointError(f"session {', '.join(others.busy)} is running a command here right now; what "
+                                  "changes meanwhile cannot be told apart: undo when it has finished (or --force)")
+        theirs = self._written_by_others(turn, others)
+        # A submodule's checkout is someone else's repository: reported, never compared or moved.
         movable = [r for r in turn.paths if r not in theirs
                    and GITLINK not in (_mode(turn.changes[r].pre), _mode(turn.changes[r].post))]
-        now = {rel: self._capture(rel) for rel in movable}
-        edited = [rel for rel in movable if not same(now[rel], turn.changes[rel].post)]
+        now = {rel: self._capture(rel, like=turn.changes[rel].post) for rel in movable}
+        done = {rel for rel in movable if same(now[rel], turn.changes[rel].pre) and not turn.changes[rel].uncertain}
+        edited = [rel for rel in movable if rel not in done
+                  and (turn.changes[rel].uncertain or not same(now[rel], turn.changes[rel].post))]
         if edited and not force:
             diff = "".join(self._diff(rel, turn.changes[rel].post, now[rel]) for rel in edited)
+            uncertain = [r for r in edited if turn.changes[r].uncertain]
+            why = (f"; coder was stopped while it was changing {', '.join(uncertain)} (a write or a command cut off), "
+                   "so what changed there since cannot be told apart" if uncertain else "")
             return UndoResult([], True, diff, (
                 f"undo refused: {', '.join(edited)} changed since turn '{turn.label}' (by you, or another "
-                "program); nothing was restored. Put them back as the turn left them (the diff shows how), "
-                "or undo anyway with --force: your versions are then kept in the session's folder"),
+                f"program){why}; nothing was restored. Put them back as the turn left them (the diff shows how), "
+                "or undo anyway with --force: your versions are then moved into the session's folder"),
                 label=turn.label)
-        kept = self._keep_versions(turn, edited, now) if edited else []
-        restored, failed = self._restore(turn, skip=set(theirs))
+        kept, failed = self._move_aside(turn, edited) if edited else ([], [])
+        restored, not_restored = self._restore(turn, skip=set(theirs) | {r for r, _ in failed}, done=done)
+        failed += not_restored
         commit, removed, why = self._undo_commit(turn) if turn.commit else ("", False, "")
         self._turns.pop()
         self.record({"type": "undo", "turn_number": turn.number, "restored": restored,
@@ -406,31 +487,32 @@ class Checkpoints:
         return UndoResult(restored, False, "", message, failed, sorted(theirs.items()), turn.label, commit, removed,
                           kept)
 
-    def _written_by_others(self, turn: Turn) -> dict[str, str]:
-        """{path: why} for the turn's command-made changes that another session recorded making."""
-        claims = self.others()
+    def _written_by_others(self, turn: Turn, others: Others) -> dict[str, str]:
+        """{path: why} for the turn's command-made changes another session recorded making while they ran."""
         theirs = {}
         for rel in turn.paths:
-            if rel in turn.by_tools:
+            change = turn.changes[rel]
+            if rel in turn.by_tools or change.at == (0.0, 0.0):
                 continue
-            owner = next((sid for sid, post in claims.get(rel, []) if same(post, turn.changes[rel].post)), None)
-            if owner:
-                theirs[rel] = f"session {owner} wrote it while this turn's command ran; left alone"
+            start, end = change.at
+            for sid, when, post in others.claims.get(str(self.workspace / rel), []):
+                if start - 1 <= when <= end + 1 and same(post, change.post):
+                    theirs[rel] = f"session {sid} wrote it while this turn's command ran; left alone"
+                    break
         return theirs
 
-    def _restore(self, turn: Turn, skip: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
-        restored: list[str] = []
+    def _restore(self, turn: Turn, skip: set[str], done: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        restored: list[str] = sorted(done)
         failed: list[tuple[str, str]] = []
-        paths = [p for p in turn.paths if p not in skip]
+        paths = [p for p in turn.paths if p not in skip and p not in done]
         for rel in sorted(paths, key=lambda r: (turn.changes[r].pre is not None, -r.count("/"))):
             change = turn.changes[rel]  # deletions first (deepest first), so a folder can take a file's place
-            pre = change.pre
-            why = self._why_not(pre) or (self._why_not(change.post) if _mode(change.post) == GITLINK else "")
+            why = _why_not(change.pre) or (_why_not(change.post) if _mode(change.post) == GITLINK else "")
             if why:
                 failed.append((rel, why))
                 continue
             try:
-                self._put(rel, pre)
+                self._put(rel, change.pre)
             except (OSError, PathDenied, GitError) as e:
                 failed.append((rel, getattr(e, "strerror", None) or str(e)))
                 continue
@@ -441,16 +523,6 @@ class Checkpoints:
             except OSError:
                 pass  # files of someone else's are in it now: it stays
         return sorted(restored), failed
-
-    @staticmethod
-    def _why_not(pre: Entry | None) -> str:
-        if pre is None or pre.kept:
-            return ""
-        if pre.mode == GITLINK:
-            return "a submodule: coder does not move another repository's checkout"
-        if pre.mode == OTHER:
-            return "it was not a file (a folder, FIFO or device) before the turn"
-        return f"it was too large to keep ({pre.oid.split()[1] if pre.oid.startswith('size') else '?'} bytes)"
 
     def _put(self, rel: str, entry: Entry | None) -> None:
         path = self.workspace / rel
@@ -465,28 +537,30 @@ class Checkpoints:
         if entry.mode == LINK:
             atomic_symlink(self._policy, path, os.fsdecode(data))
         else:
-            atomic_write(self._policy, path, data, entry.perm)
+            atomic_write(self._policy, path, data, entry.perm if entry.perm >= 0 else None)
 
-    def _keep_versions(self, turn: Turn, rels: list[str], now: dict[str, Entry | None]) -> list[str]:
-        """Before a forced undo: the user's versions, as files under the session's folder."""
+    def _move_aside(self, turn: Turn, rels: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """Before a forced undo: the user's versions, moved (never copied: whatever their size) into the
+        session's folder; a path whose version cannot be moved is not restored."""
         where = self._store_dir / "overwritten-by-undo" / f"turn-{turn.number}-{int(time.time())}"
-        kept = []
+        kept, failed = [], []
         for rel in rels:
-            entry = now[rel]
-            if entry is None or not entry.kept or entry.mode == OTHER:
-                continue
-            target = where / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.objects.blob(entry.oid))
-            kept.append(str(target))
-        return kept
+            try:
+                if move_out(self._policy, self.workspace / rel, where / rel):
+                    kept.append(str(where / rel))
+            except (OSError, PathDenied) as e:
+                failed.append((rel, f"your version could not be moved aside ({getattr(e, 'strerror', None) or e}), "
+                               "so it was left as it is"))
+        return kept, failed
 
     def _undo_commit(self, turn: Turn) -> tuple[str, bool, str]:
         """With auto-commit: drop the turn's commit if it is still the branch's tip and was never pushed."""
         assert self.repo is not None
         sha = turn.commit
         branch = self.repo.text("symbolic-ref", "-q", "HEAD", check=False)
-        if not branch or self.repo.resolve(branch) != sha:
+        if not branch:
+            return sha, False, "HEAD is detached: no branch to take it off"
+        if self.repo.resolve(branch) != sha:
             return sha, False, "the branch has moved on since"
         if self.repo.text("for-each-ref", "--contains", sha, "refs/remotes/"):
             return sha, False, "it was pushed"
@@ -506,7 +580,8 @@ class Checkpoints:
     @_one_line
     def diff(self) -> str:
         """Everything this session changed, per file, from how it first found each path to now."""
-        return "".join(self._diff(rel, pre, self._capture(rel)) for rel, pre in self._origin.items())
+        self._settle()
+        return "".join(self._diff(rel, pre, self._capture(rel, like=pre)) for rel, pre in self._origin.items())
 
     def _diff(self, rel: str, old: Entry | None, new: Entry | None) -> str:
         def data(e: Entry | None) -> bytes | None:
@@ -514,7 +589,9 @@ class Checkpoints:
 
         if same(old, new):
             return ""
-        return _text_diff(getattr(self, "prefix", "") + rel, data(old), data(new))
+        if (old is not None and old.by_stat) or (new is not None and new.by_stat):
+            return f"Large file {self.prefix + rel} changed (too large to show)\n"
+        return _text_diff(self.prefix + rel, data(old), data(new))
 
     # --- auto-commit, pruning ------------------------------------------------------------------
     @_one_line
@@ -523,10 +600,11 @@ class Checkpoints:
         user's other staged changes stay staged."""
         if self.repo is None:
             raise CheckpointError("auto-commit needs a git repository")
+        self._settle()
         if not self._turns:
             return None
         turn = self._turns[-1]
-        theirs = self._written_by_others(turn)  # another session's file is not this turn's to commit
+        theirs = self._written_by_others(turn, self.others())  # another session's file is not ours to commit
         head = self.repo.resolve("HEAD")
         head_tree = self.objects.read_tree(self.repo.resolve("HEAD^{tree}")) if head else {}
         todo = [self.prefix + r for r in turn.paths
@@ -564,13 +642,58 @@ def undo_report(result: UndoResult) -> list[str]:
     return lines
 
 
-def claims(session_id: str, records: list[dict[str, Any]]) -> dict[str, list[tuple[str, Entry | None]]]:
-    """What a session's records say it wrote: {path: [(session id, content after)]}."""
-    out: dict[str, list[tuple[str, Entry | None]]] = {}
+def claims(session_id: str, project: Path, records: list[dict[str, Any]]) -> dict[str, list[tuple[str, float, Any]]]:
+    """What a session's records say it wrote and did not undo: {absolute path: [(session id, when, content)]}."""
+    undone = {r.get("turn_number") for r in records if r.get("type") == "undo"}
+    out: dict[str, list[tuple[str, float, Any]]] = {}
     for r in records:
-        if r.get("type") == "change" and "path" in r:
-            out.setdefault(r["path"], []).append((session_id, Entry.from_json(r.get("post"))))
+        if r.get("type") == "change" and "path" in r and r.get("turn") not in undone:
+            out.setdefault(str(project / r["path"]), []).append(
+                (session_id, float(r.get("t", 0.0)), Entry.from_json(r.get("post"))))
     return out
+
+
+def running_command(records: list[dict[str, Any]]) -> bool:
+    """Whether a session's last command has no end yet and the process that ran it is alive."""
+    last = next((r for r in reversed(records) if r.get("type") in ("command", "command-end")), None)
+    return bool(last and last["type"] == "command" and _alive(last))
+
+
+def running_turn(records: list[dict[str, Any]]) -> bool:
+    """Whether a session's last turn has not ended and the process running it is alive."""
+    last = next((r for r in reversed(records) if r.get("type") in ("turn", "turn-end")), None)
+    return bool(last and last["type"] == "turn" and isinstance(last.get("turn"), int) and _alive(last))
+
+
+def _me() -> dict[str, Any]:
+    return {"pid": os.getpid(), "started": _start_time(os.getpid())}
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    pid = record.get("pid")
+    return isinstance(pid, int) and bool(record.get("started")) and _start_time(pid) == record.get("started")
+
+
+def _default_perm(mode: int) -> int:
+    return 0o755 if mode == EXEC else 0o644 if mode == BLOB else 0
+
+
+def _why_not(entry: Entry | None) -> str:
+    if entry is None or entry.kept:
+        return ""
+    if entry.mode == GITLINK:
+        return "a submodule: coder does not move another repository's checkout"
+    if entry.mode == OTHER:
+        return "it was not a file (a folder, FIFO or device) before the turn"
+    return f"it was too large to keep ({entry.oid.split()[1] if entry.by_stat else '?'} bytes)"
 
 
 def _mode(entry: Entry | None) -> int:
@@ -607,3 +730,4 @@ def _text_diff(rel: str, old: bytes | None, new: bytes | None) -> str:
     lines = difflib.unified_diff(a, b, f"a/{rel}" if old is not None else "/dev/null",
                                  f"b/{rel}" if new is not None else "/dev/null")
     return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+

@@ -78,7 +78,7 @@ class Session:
         try:
             self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read,
                                            record=self.transcript.write,
-                                           others=lambda: other_sessions_writes(info.id, agent.workspace))
+                                           others=lambda: others_here(info.id, agent.workspace))
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
@@ -94,8 +94,8 @@ class Session:
 
     # The tools tell the session what they are about to change (coder.tools.base.Recorder); a checkpoint
     # problem is said when the turn ends, and never stops the tool.
-    def before_write(self, path: Path) -> None:
-        self._checkpoint("before_write", path)
+    def before_write(self, path: Path, content: bytes | None = None) -> None:
+        self._checkpoint("before_write", path, content)
 
     def after_write(self, path: Path) -> None:
         self._checkpoint("after_write", path)
@@ -176,7 +176,10 @@ class Session:
         session.warnings[:0] = loaded.warnings
         conversation.close_open_calls(INTERRUPTED)  # recorded: the history is valid again
         if session.checkpoints is not None:
-            _replay(session.checkpoints, loaded)
+            try:
+                session.warnings += _replay(session.checkpoints, loaded)
+            except CheckpointError as e:
+                session.warnings.append(f"earlier turns cannot be undone: {e}")
         return session
 
     # --- running ---
@@ -431,25 +434,29 @@ def open_session(config: Config, workspace: Path, *, resume: str | None = None, 
     return session
 
 
-def _replay(checkpoints: Checkpoints, loaded: Loaded) -> None:
-    checkpoints.replay([r for r in loaded.records if r.get("type") not in ("item", "event", "settings")])
+def _replay(checkpoints: Checkpoints, loaded: Loaded) -> list[str]:
+    return checkpoints.replay([r for r in loaded.records if r.get("type") not in ("item", "event", "settings")])
 
 
-def other_sessions_writes(session_id: str, project: Path) -> dict[str, list[tuple[str, Any]]]:
-    """What the project's other sessions recorded writing, path by path (for undo to leave it alone)."""
-    from coder.checkpoints import claims
+def others_here(session_id: str, project: Path) -> "Others":
+    """What this project's other sessions recorded (in this folder, above or below it): the files their
+    turns wrote (absolute paths), and which of them is running a command right now."""
+    from coder.checkpoints import Others, claims, running_command
 
-    out: dict[str, list[tuple[str, Any]]] = {}
-    for info in list_sessions(project):
-        if info.id == session_id:
+    others = Others()
+    for info in list_sessions():
+        where = Path(info.project)
+        if info.id == session_id or not (where == project or where in project.parents or project in where.parents):
             continue
         try:
             records = load(info.directory / TRANSCRIPT).records
         except TranscriptError:
             continue
-        for path, entries in claims(info.id, records).items():
-            out.setdefault(path, []).extend(entries)
-    return out
+        for path, entries in claims(info.id, where, records).items():
+            others.claims.setdefault(path, []).extend(entries)
+        if running_command(records):
+            others.busy.append(info.id)
+    return others
 
 
 def undo_note(result: UndoResult) -> str:
@@ -465,15 +472,24 @@ def undo_note(result: UndoResult) -> str:
 
 def undo_session(directory: Path, exclude: tuple[Path, ...] = (), force: bool = False) -> UndoResult:
     """Undo the last turn of a session that is not open here (`coder undo`); `exclude`: the deny list."""
+    from coder.checkpoints import running_turn
+
     loaded = load(directory / TRANSCRIPT)
+    if running_turn(loaded.records):
+        raise CheckpointError(f"session {loaded.header['id']} is still working on a turn; undo when it is done "
+                              "(/undo in that session, or here afterwards)")
     transcript = Transcript(directory / TRANSCRIPT)
     try:
         project = Path(loaded.header["project"])
         checkpoints = Checkpoints(project, loaded.header["id"], directory, exclude=exclude, record=transcript.write,
-                                  others=lambda: other_sessions_writes(loaded.header["id"], project))
+                                  others=lambda: others_here(loaded.header["id"], project))
         _replay(checkpoints, loaded)
         result = checkpoints.undo(force)
-        if not result.refused:  # the model hears of it when the session is resumed
+        if not result.refused:  # the model hears of it when the session is resumed, after any open call's answer
+            conversation = Conversation(loaded.items())
+            for call in conversation.open_calls():
+                transcript.write({"type": "item", "item": {"type": "function_call_output", "call_id": call["call_id"],
+                                                           "output": INTERRUPTED}})
             transcript.write({"type": "item", "item": user_message(undo_note(result))})
     finally:
         transcript.close()

@@ -41,7 +41,14 @@ class Entry:
     kept: bool = True
 
     def same(self, other: "Entry | None") -> bool:
-        return other is not None and (self.mode, self.oid, self.perm) == (other.mode, other.oid, other.perm)
+        """Same content and bits (-1 bits: not known, as in records of coder 0.1)."""
+        return (other is not None and (self.mode, self.oid) == (other.mode, other.oid)
+                and (self.perm == other.perm or -1 in (self.perm, other.perm)))
+
+    @property
+    def by_stat(self) -> bool:
+        """Identified by size and time only (too large to read and keep)."""
+        return not self.kept and self.oid.startswith("size ")
 
     def to_json(self) -> list[Any]:
         return [self.mode, self.oid, self.perm, self.kept]
@@ -80,6 +87,11 @@ class Dirs:
         self._fds.clear()
 
 
+def identity(st: os.stat_result) -> str:
+    """What stands for a file's content when it is too large to read: its size and modification time."""
+    return f"size {st.st_size} mtime {st.st_mtime_ns}"
+
+
 def read(dirs: Dirs, rel: str, limit: int | None = None) -> tuple[os.stat_result, bytes | None] | None:
     """A path's stat and bytes (a link's target; None for what is neither, or a file over `limit`),
     reached without following a link on the way; None when it is not there."""
@@ -109,7 +121,7 @@ def entry_of(st: os.stat_result, data: bytes | None, store: Callable[[bytes], st
         return Entry(OTHER, "", stat.S_IMODE(st.st_mode), kept=False)
     mode, perm = (EXEC if st.st_mode & 0o100 else BLOB), stat.S_IMODE(st.st_mode)
     if data is None:
-        return Entry(mode, f"size {st.st_size} mtime {st.st_mtime_ns}", perm, kept=False)
+        return Entry(mode, identity(st), perm, kept=False)
     return Entry(mode, store(data), perm)
 
 

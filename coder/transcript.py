@@ -61,6 +61,10 @@ class Transcript:
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8: escaped, and read back as it was
+            line = json.dumps(record, separators=(",", ":"))
         for secret in self.secrets:
             line = line.replace(secret, REDACTED)
         with self._lock:  # records come from the turn's thread and a checkpoint's; a line stays whole

@@ -234,6 +234,34 @@ def atomic_symlink(policy: Policy, path: Path, target: str) -> None:
         os.close(parent)
 
 
+def move_out(policy: Policy, path: Path, dest: Path) -> bool:
+    """Move a file (reached without following links) to `dest`, outside any sandbox's reach; a copy
+    then a removal where the two are on different file systems. False if nothing was there."""
+    try:
+        parent = _parent_fd(policy, path, create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        try:
+            os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            os.rename(path.name, dest, src_dir_fd=parent)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            with os.fdopen(fd, "rb") as src, open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            os.unlink(path.name, dir_fd=parent)
+        return True
+    finally:
+        os.close(parent)
+
+
 def remove(policy: Policy, path: Path, directory: bool = False) -> bool:
     """Remove a file or link (or an empty folder), reached without following links; False if it was not there."""
     try:

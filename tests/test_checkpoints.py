@@ -17,7 +17,7 @@ import git
 import pytest
 
 from coder import checkpoints as cpmod
-from coder.checkpoints import CheckpointError, Checkpoints
+from coder.checkpoints import CheckpointError, Checkpoints, Others, claims
 
 
 @pytest.fixture(autouse=True)
@@ -61,10 +61,11 @@ def make(repo_or_dir: git.Repo | Path, tmp_path: Path, session: str = "s1",
 
 
 def agent_write(cp: Checkpoints, path: Path, data: str | bytes) -> None:
-    """What write_file does: announce, write, say it is done."""
-    cp.before_write(path)
+    """What write_file does: announce (with the bytes), write, say it is done."""
+    data = data.encode() if isinstance(data, str) else data
+    cp.before_write(path, data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    path.write_bytes(data)
     cp.after_write(path)
 
 
@@ -143,8 +144,23 @@ def test_the_users_edits_during_a_turn_are_not_the_turns(repo: git.Repo, tmp_pat
 
 
 def test_two_sessions_in_one_repository_undo_only_their_own(repo: git.Repo, tmp_path: Path) -> None:
+    """Five sessions at once: a command's snapshot sees what the others wrote meanwhile, and their own
+    records of writing it (what coder.sessions gathers from their transcripts) keep it theirs."""
     root = ws(repo)
-    sessions = [make(repo, tmp_path, f"s{i}") for i in range(5)]
+    records: list[list[dict[str, Any]]] = [[] for _ in range(5)]
+
+    def others(me: int) -> Callable[[], Others]:
+        def gather() -> Others:
+            found = Others()
+            for i, mine in enumerate(records):
+                if i != me:
+                    for path, entries in claims(f"s{i}", root, mine).items():
+                        found.claims.setdefault(path, []).extend(entries)
+            return found
+        return gather
+
+    sessions = [Checkpoints(root, f"s{i}", tmp_path / "store" / f"s{i}", record=records[i].append, others=others(i))
+                for i in range(5)]
     for i, cp in enumerate(sessions):
         cp.begin_turn(f"turn {i}")
     for i, cp in enumerate(sessions):  # interleaved, as five concurrent sessions would be
@@ -152,7 +168,9 @@ def test_two_sessions_in_one_repository_undo_only_their_own(repo: git.Repo, tmp_
         agent_command(cp, lambda i=i: (root / f"cmd{i}.txt").write_text(f"command {i}\n"))
     for cp in sessions:
         cp.end_turn()
-    assert sessions[0].undo().restored == ["cmd0.txt", "f0.txt"]
+    result = sessions[0].undo()
+    assert result.restored == ["cmd0.txt", "f0.txt"]
+    assert result.not_restored == [] and all("wrote it while" in why for _, why in result.left_alone)
     for i in range(1, 5):
         assert (root / f"f{i}.txt").read_text() == f"session {i}\n"
     assert not (root / "f0.txt").exists() and not (root / "cmd0.txt").exists()
@@ -298,11 +316,31 @@ def test_a_turn_cut_off_by_kill_9_can_be_undone_after_a_restart(repo: git.Repo, 
     (root / "made.txt").write_text("by a command that never returned\n")
     # the process dies here: no after_command, no end_turn
 
+    (root / "b.py").write_text("the user, after the crash\n")
+
     again = make(repo, tmp_path, records=[])
     again.replay(records)
-    result = again.undo()
-    assert result.restored == ["a.py", "made.txt"]
+    refused = again.undo()  # what changed after the command began is not told apart from the user's edits
+    assert refused.refused and "stopped while it was changing b.py, made.txt" in refused.message
+    result = again.undo(force=True)
+    assert result.restored == ["a.py", "b.py", "made.txt"]
     assert (root / "a.py").read_text() == "print('a')\n" and not (root / "made.txt").exists()
+    assert [Path(k).read_text() for k in result.kept] == ["the user, after the crash\n",
+                                                         "by a command that never returned\n"]
+
+
+def test_a_write_cut_off_is_told_apart_from_an_edit_made_after(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    records: list[dict[str, Any]] = []
+    cp = make(repo, tmp_path, records=records)
+    cp.begin_turn("cut off")
+    cp.before_write(root / "a.py", b"meant\n")
+    (root / "a.py").write_bytes(b"meant\n")  # written, then the process died before saying so
+    cp.before_write(root / "b.py", b"never written\n")  # announced, then the process died
+    again = make(repo, tmp_path, records=[])
+    again.replay(records)
+    assert again.undo().restored == ["a.py"] and (root / "a.py").read_text() == "print('a')\n"
+    assert (root / "b.py").read_text() == "print('b')\n"
 
 
 def test_a_stale_ref_lock_from_a_crash_does_not_stop_later_turns(repo: git.Repo, tmp_path: Path) -> None:
@@ -587,3 +625,90 @@ def test_errors_are_one_line_checkpoint_errors(tmp_path: Path) -> None:
     cp = make(tmp_path, tmp_path)
     with pytest.raises(CheckpointError, match="git repository"):
         cp.auto_commit("x")
+
+
+def test_a_large_untracked_file_a_command_touched_is_reported_not_refused(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    (root / "dump.bin").write_bytes(os.urandom(12 << 20))  # untracked, over what snapshots keep
+    cp = make(repo, tmp_path)
+    cp.begin_turn("touch it")
+    agent_command(cp, lambda: (root / "dump.bin").write_bytes(os.urandom(13 << 20)))
+    cp.end_turn()
+    result = cp.undo()
+    assert not result.refused and result.not_restored[0][0] == "dump.bin"
+    assert "too large to keep" in result.not_restored[0][1]
+
+
+def test_force_moves_a_version_too_large_to_copy(repo: git.Repo, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root = ws(repo)
+    monkeypatch.setattr(cpmod, "KEEP_FILE_BYTES", 1 << 20)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("write")
+    agent_write(cp, root / "out.txt", "the agent's\n")
+    cp.end_turn()
+    mine = os.urandom(3 << 20)  # the user grew it past the budget
+    (root / "out.txt").write_bytes(mine)
+    result = cp.undo(force=True)
+    assert not (root / "out.txt").exists()  # the turn had created it
+    assert len(result.kept) == 1 and Path(result.kept[0]).read_bytes() == mine
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_and_undone(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    records: list[dict[str, Any]] = []
+    cp = make(repo, tmp_path, records=records)
+    cp.begin_turn("odd names")
+    name = os.fsdecode(b"caf\xe9.txt")
+    agent_command(cp, lambda: ((root / name).write_text("x\n"), (root / "zz.txt").write_text("z\n")))
+    assert cp.end_turn() == [name, "zz.txt"]
+    from coder.transcript import Transcript, load
+
+    log = Transcript(tmp_path / "t.jsonl")
+    log.write({"type": "header"})
+    for r in records:
+        log.write(r)
+    log.close()
+    assert not log.failure
+    again = make(repo, tmp_path, records=[])
+    assert again.replay(load(tmp_path / "t.jsonl").records) == []
+    assert again.undo().restored == [name, "zz.txt"]
+    assert not (root / name).exists()
+
+
+def test_an_undo_cut_off_half_way_finishes_the_next_time(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("two files")
+    agent_write(cp, root / "a.py", "A\n")
+    agent_write(cp, root / "b.py", "B\n")
+    cp.end_turn()
+    (root / "a.py").write_text("print('a')\n")  # what the first undo got to before it was killed
+    result = cp.undo()
+    assert not result.refused and result.restored == ["a.py", "b.py"]
+    assert (root / "b.py").read_text() == "print('b')\n"
+
+
+def test_another_sessions_old_write_does_not_claim_a_later_command(repo: git.Repo, tmp_path: Path) -> None:
+    """A claim counts only while our command ran, and never from a turn its session undid."""
+    root = ws(repo)
+    old = {"type": "change", "turn": 1, "path": "gen.txt", "post": None, "t": time.time() - 3600}
+    cp = make(repo, tmp_path)
+    cp.others = lambda: Others(claims=claims("other", root, [old]))
+    cp.begin_turn("generate")
+    agent_command(cp, lambda: (root / "gen.txt").write_text("generated\n"))
+    cp.end_turn()
+    result = cp.undo()
+    assert result.restored == ["gen.txt"] and result.left_alone == []
+
+
+def test_undo_waits_for_another_sessions_running_command(repo: git.Repo, tmp_path: Path) -> None:
+    root = ws(repo)
+    cp = make(repo, tmp_path)
+    cp.begin_turn("write")
+    agent_write(cp, root / "a.py", "A\n")
+    cp.end_turn()
+    cp.others = lambda: Others(busy=["20260101-000000-abcdef"])
+    with pytest.raises(CheckpointError, match="is running a command here right now"):
+        cp.undo()
+    assert cp.undo(force=True).restored == ["a.py"]

@@ -101,7 +101,9 @@ def test_a_turn_killed_with_minus_9_can_be_undone(server, env, repo: Path):
     time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    r = coder("undo", env=env, cwd=repo)
+    r = coder("undo", env=env, cwd=repo)  # the command was cut off: its changes need a look first
+    assert r.returncode == 1 and "made.txt" in r.stderr and "--force" in r.stderr, r.stdout + r.stderr
+    r = coder("undo", "--force", env=env, cwd=repo)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (repo / "app.py").read_text() == "print('v1')\n" and not (repo / "made.txt").exists()
 
@@ -186,3 +188,43 @@ def test_a_sessions_folder_that_cannot_be_made_is_one_line(server, env, repo: Pa
     r = coder("exec", "hi", env=env, cwd=repo)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "cannot record the session in" in r.stderr and server.requests == []
+
+
+def test_a_session_in_a_subfolder_keeps_its_files_when_the_root_session_undoes(server, env, repo: Path):
+    """Session A works at the repository's top, B in sub/: A's command overlaps B's write."""
+    (repo / "sub").mkdir()
+    other = ScriptedServer()
+    try:
+        server.add(Reply([rc("sleep 1.2; echo A > a.txt")]), Reply([message("A done")]))
+        other.add(Reply([write("b.txt", "session B\n")], delay=0.5), Reply([message("B done")]))
+        a = subprocess.Popen([str(CODER), "exec", "--json", "task A"], env=env, cwd=repo,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        b = subprocess.Popen([str(CODER), "exec", "task B"], env={**env, "OPENAI_BASE_URL": other.base_url},
+                             cwd=repo / "sub", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out_a, _ = a.communicate(timeout=60)
+        b.communicate(timeout=60)
+        session_a = json.loads(out_a.splitlines()[0])["session"]
+        r = coder("undo", "--session", session_a, env=env, cwd=repo)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not (repo / "a.txt").exists()
+        assert (repo / "sub" / "b.txt").read_text() == "session B\n"
+        assert "left alone sub/b.txt" in r.stdout
+    finally:
+        other.close()
+
+
+def test_undo_of_a_session_still_working_is_refused(server, env, repo: Path):
+    server.add(Reply([write("early.txt", "e\n"), rc("sleep 30")]))
+    proc = subprocess.Popen([str(CODER), "exec", "--json", "work"], env=env, cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        session = json.loads(proc.stdout.readline())["session"]
+        deadline = time.monotonic() + 20
+        while not (repo / "early.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = coder("undo", "--session", session, env=env, cwd=repo)
+        assert r.returncode == 1 and "still working on a turn" in r.stderr, r.stderr
+        assert (repo / "early.txt").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

@@ -37,7 +37,7 @@ class Param:
 class Recorder(Protocol):
     """Who keeps what the tools change, so a turn can be undone (a Session)."""
 
-    def before_write(self, path: Path) -> None: ...
+    def before_write(self, path: Path, content: bytes | None = None) -> None: ...
     def after_write(self, path: Path) -> None: ...
     def before_command(self) -> None: ...
     def after_command(self) -> None: ...
@@ -73,9 +73,9 @@ class ToolContext:
         if self.on_warning is not None:
             self.on_warning(message)
 
-    def before_write(self, path: Path) -> None:
+    def before_write(self, path: Path, content: bytes | None = None) -> None:
         if self.recorder is not None:
-            self.recorder.before_write(path)
+            self.recorder.before_write(path, content)
 
     def after_write(self, path: Path) -> None:
         if self.recorder is not None:

@@ -273,7 +273,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     if updated == text:
         raise ToolError("the replacement leaves the file unchanged; nothing was written")
     data = _encode(updated, doc, shown)
-    ctx.before_write(path)
+    ctx.before_write(path, data)
     try:
         atomic_write(ctx.policy, path, data, stat.S_IMODE(st.st_mode))
     finally:

@@ -38,9 +38,10 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         mode = stat.S_IMODE(st.st_mode)
         with os.fdopen(fd, "rb") as f:
             old_text = f.read().decode("utf-8", errors="replace")
-    ctx.before_write(path)
+    data = content.encode("utf-8")
+    ctx.before_write(path, data)
     try:
-        atomic_write(ctx.policy, path, content.encode("utf-8"), mode)
+        atomic_write(ctx.policy, path, data, mode)
     finally:
         ctx.after_write(path)
     lines = count_lines(content)

@@ -240,9 +240,18 @@ def test_fuzzy_deleting_all_lines(ctx: ToolContext, workspace: Path) -> None:
 
 def test_diff_for_front_ends_and_the_write_is_announced(ctx: ToolContext, py: Path) -> None:
     seen = []
-    ctx.before_write = lambda path: seen.append((path, path.read_text()))
+
+    class Recorder:  # what a session is told, and when
+        def before_write(self, path, content=None):
+            seen.append(("before", path, path.read_text(), content))
+
+        def after_write(self, path):
+            seen.append(("after", path, path.read_text(), None))
+
+    ctx.recorder = Recorder()
     out = TOOL.run(ctx, TOOL.validate_args({"path": "m.py", "old_string": "return 1", "new_string": "return 10",
                                            "replace_all": None}))
     assert out.diff.startswith("--- a/m.py\n+++ b/m.py\n")
     assert "-    return 1\n+    return 10\n" in out.diff
-    assert seen == [(py, "import os\n\n\ndef f():\n    return 1\n\n\ndef g():\n    return 2\n")]  # before the write
+    old, new = (f"import os\n\n\ndef f():\n    return {n}\n\n\ndef g():\n    return 2\n" for n in (1, 10))
+    assert seen == [("before", py, old, new.encode()), ("after", py, new, None)]
