@@ -180,3 +180,34 @@ def coder(*args: str, env: dict[str, str], cwd: Path, input: str | None = None) 
     return subprocess.run(
         [str(CODER), *args], env=env, cwd=cwd, input=input, capture_output=True, text=True, timeout=60
     )
+
+
+def rc(command: str) -> dict[str, Any]:
+    """The model's run_command call."""
+    from tests.scripted_server import call
+
+    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
+
+
+def write(path: str, content: str) -> dict[str, Any]:
+    """The model's write_file call."""
+    from tests.scripted_server import call
+
+    return call("write_file", {"path": path, "content": content})
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(workspace: Path) -> Path:
+    """The workspace as a git repository with one commit (app.py, notes.txt)."""
+    git(workspace, "init", "-q")
+    git(workspace, "config", "user.name", "Dev")
+    git(workspace, "config", "user.email", "dev@example.com")
+    (workspace / "app.py").write_text("print('v1')\n")
+    (workspace / "notes.txt").write_text("mine\n")
+    git(workspace, "add", ".")
+    git(workspace, "commit", "-qm", "start")
+    return workspace

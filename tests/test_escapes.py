@@ -21,14 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, coder, require_backend
+from tests.conftest import CODER, coder, rc, require_backend
 from tests.scripted_server import Reply, ScriptedServer, call, message
 
 BACKENDS = ["landlock", "bwrap"]
-
-
-def rc(command: str) -> dict:
-    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
 
 
 def outputs(server: ScriptedServer, request: int = 1) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, STRICT, assert_stopped, assert_valid_history, heartbeat
+from tests.conftest import CODER, STRICT, assert_stopped, assert_valid_history, heartbeat, rc
 from tests.scripted_server import Reply, ScriptedServer, call, message, reasoning
 
 TMUX = shutil.which("tmux")
@@ -26,10 +26,6 @@ TMUX = shutil.which("tmux")
 if TMUX is None and (STRICT or os.environ.get("CI")):
     pytest.fail("tmux is needed for the REPL tests (.ci/run installs it)", pytrace=False)
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
-
-
-def rc(command: str) -> dict:
-    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
 
 
 class Terminal:

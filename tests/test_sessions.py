@@ -15,31 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, CODER, assert_stopped, assert_valid_history, coder, heartbeat
+from tests.conftest import API_KEY, CODER, assert_stopped, assert_valid_history, coder, git, heartbeat, rc, write
 from tests.scripted_server import Reply, call, message, reasoning
 
-def rc(command: str) -> dict:
-    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
-
-
-def write(path: str, content: str) -> dict:
-    return call("write_file", {"path": path, "content": content})
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
-@pytest.fixture
-def repo(workspace: Path) -> Path:
-    git(workspace, "init", "-q")
-    git(workspace, "config", "user.name", "Dev")
-    git(workspace, "config", "user.email", "dev@example.com")
-    (workspace / "app.py").write_text("print('v1')\n")
-    (workspace / "notes.txt").write_text("mine\n")
-    git(workspace, "add", ".")
-    git(workspace, "commit", "-qm", "start")
-    return workspace
 
 
 def sessions_root(env: dict[str, str]) -> Path:

@@ -16,32 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, coder
+from tests.conftest import CODER, coder, git, rc, write
 from tests.scripted_server import Reply, ScriptedServer, call, message
-
-
-def rc(command: str) -> dict:
-    return call("run_command", {"command": command, "timeout_seconds": None, "workdir": None})
-
-
-def write(path: str, content: str) -> dict:
-    return call("write_file", {"path": path, "content": content})
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
-@pytest.fixture
-def repo(workspace: Path) -> Path:
-    git(workspace, "init", "-q")
-    git(workspace, "config", "user.name", "Dev")
-    git(workspace, "config", "user.email", "dev@example.com")
-    (workspace / "app.py").write_text("print('v1')\n")
-    (workspace / "notes.txt").write_text("mine\n")
-    git(workspace, "add", ".")
-    git(workspace, "commit", "-qm", "start")
-    return workspace
 
 
 def test_what_the_user_does_while_a_turn_runs_survives_undo(server, env, repo: Path):
