@@ -19,7 +19,6 @@ from tests.conftest import API_KEY, CODER, assert_stopped, assert_valid_history,
 from tests.scripted_server import Reply, call, message, reasoning
 
 
-
 def sessions_root(env: dict[str, str]) -> Path:
     return Path(env["XDG_DATA_HOME"]) / "coder" / "sessions"
 
