@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import statistics
 import subprocess
@@ -117,7 +118,7 @@ def bench_repl_first_paint(runs: int, workspace: Path) -> list[float]:
             os.chdir(project)
             os.execve(str(CODER), [str(CODER)], env)
         seen = b""
-        while b"context 0 tokens" not in seen:
+        while not re.search(rb"context [0-9,]+ tokens", seen):
             ready, _, _ = select.select([fd], [], [], 10)
             if not ready:
                 raise SystemExit("the REPL never drew its prompt")

@@ -8,13 +8,14 @@ answered, so the conversation is always valid for the next message.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,9 +23,11 @@ from typing import Any, Generator
 
 from coder import dirs
 from coder.approvals import Approvals, sandbox_denial
-from coder.client import Failure, ResponsesClient, retryable_code
+from coder.client import CONTEXT_FULL, Failure, Raw, ResponsesClient, error_code, new_request_id, retryable_code
 from coder.config import Config, ConfigError
-from coder.conversation import Conversation
+from coder.context import Meter
+from coder.conversation import INTERRUPTED, Conversation, developer_message, output_text
+from coder.keeping import ContextFull, ContextKeeping
 from coder.events import (
     ApprovalRequest,
     Error,
@@ -43,13 +46,12 @@ from coder.events import (
     Usage,
     UsageReport,
 )
-from coder.instructions import build_instructions, environment_context
+from coder.instructions import build_instructions, environment_context, sandbox_note
 from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
 from sandbox.backends import Backend
 from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
-INTERRUPTED = "Interrupted by the user before this call finished; it may not have run."
 POLL_INTERVAL = (0.25, 2.0)  # background mode: first and largest wait between polls
 
 
@@ -76,15 +78,7 @@ class ResponseResult:
     error_code: str | None = None  # a failed response's error code: what decides whether to try again
 
 
-def _message_text(item: dict[str, Any]) -> str:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    parts = content or []
-    return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and p.get("type") == "output_text")
-
-
-class Agent:
+class Agent(ContextKeeping):
     def __init__(
         self,
         config: Config,
@@ -120,10 +114,16 @@ class Agent:
         self.conversation = conversation or Conversation()
         self.instructions = instructions if instructions is not None else build_instructions(policy)
         self.tools = schemas()
+        self._tools_json = Raw(json.dumps(self.tools, separators=(",", ":")).encode())  # the same bytes every time
         self.approvals = Approvals(config.approval or "never")
         self.usage = Usage()
         self.cancel_event = threading.Event()
         self._told_unreplayable = False  # the notice about reasoning that cannot be replayed, given once
+        self.meter = Meter(fixed=len(self.instructions) + len(self._tools_json))
+        self._chain: tuple[str, int] | None = None  # chain = true: (last response id, items it covers)
+        self._unconfirmed = False  # a compaction whose effect no response has reported yet
+        self._learned_window: int | None = None  # a model not in the table: what its overflow taught us
+        self.session_id = uuid.uuid4().hex  # the prompt cache key; a Session sets its own id
         self.tool_ctx = ToolContext(
             policy=policy,
             env=self._child_env(),
@@ -156,20 +156,40 @@ class Agent:
         self.config = replace(self.config, model=model)
         self.client.config = self.config
 
+    @property
+    def session_id(self) -> str:
+        return self.client.session_id
+
+    @session_id.setter
+    def session_id(self, value: str) -> None:
+        """Sent as the prompt_cache_key and the session_id header: a provider routes a session to one cache."""
+        self.client.session_id = value
+
     def set_sandbox(self, mode: Mode) -> None:
-        """Switch the sandbox mode; the backend is chosen again and the instructions follow."""
+        """Switch the sandbox mode; the backend is chosen again.
+
+        The instructions stay as they were sent (the cached prefix stays valid); the model hears of
+        the change in a developer message appended to the conversation, as Codex does.
+        """
         p = self.policy
         self.policy = Policy.for_workspace(
             p.workspace, mode, network=self.config.network, temp_dir=p.temp_dir, deny_read=p.deny_read,
             limits=p.limits,
         )
         self.tool_ctx = replace(self.tool_ctx, policy=self.policy, backend=None)
-        self.instructions = build_instructions(self.policy)
+        if self.conversation.items:
+            self.conversation.add_message(developer_message(sandbox_note(self.policy)))
+        else:
+            self.instructions = build_instructions(self.policy)
+            self.meter.fixed = len(self.instructions) + len(self._tools_json)
 
     def reset(self) -> None:
         """Start a new conversation (same settings)."""
         self.conversation = Conversation()
         self.usage = Usage()
+        self.meter.forget()
+        self._chain = None
+        self._unconfirmed = False
 
     def close(self) -> None:
         if self._owned_temp is not None:
@@ -201,25 +221,34 @@ class Agent:
             yield FollowUpDelivered(text)
         run_usage = Usage()
         final_text, status = "", "completed"
+        overflowed = False  # the endpoint refused the size once: compacted, tried again
         try:
             for turn in range(1, self.config.max_turns + 1):
-                yield RequestStarted(turn)
-                result = yield from self._request()
+                yield from self._fit(run_usage)
+                request_id = new_request_id()
+                yield RequestStarted(turn, request_id)
+                result = yield from self._request(request_id=request_id)
+                if result.status == "failed" and result.error_code == CONTEXT_FULL and not overflowed:
+                    overflowed = True
+                    self._learn_window(result.error or "")
+                    yield Notice(f"the endpoint says the conversation is over the model's context window "
+                                 f"({result.error}); compacting and trying again")
+                    yield from self._compact_or_stop("overflow", run_usage)
+                    continue
                 if result.status == "failed":
                     yield Error(result.error or "the response failed")
                     status = "failed"
                     break
+                overflowed = False
                 output, refused, repeated = _distinct_calls(result.output)
                 if repeated:
                     yield Notice(f"the response used call_id {', '.join(repeated)} for more than one call: an exact "
                                  "repeat runs once, calls that differ are not run")
                 self.conversation.add_output(output)
-                run_usage.add(result.usage)
-                self.usage.add(result.usage)
-                yield UsageReport(request=result.usage, total=replace(self.usage))
+                yield from self._reported(result, run_usage)
                 for item in output:
                     if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
-                        final_text = _message_text(item)
+                        final_text = output_text(item)
                         yield MessageDone(final_text)
                 calls = [i for i in output if i.get("type") == "function_call"]
                 if result.status != "completed":
@@ -238,6 +267,9 @@ class Agent:
             else:
                 yield Error(f"stopped after {self.config.max_turns} model requests (max_turns)")
                 status = "max_turns"
+        except ContextFull as e:
+            status = "failed"
+            yield Error(str(e))
         except KeyboardInterrupt:
             status = "interrupted"
             yield Error("interrupted")
@@ -245,6 +277,17 @@ class Agent:
             self.cancel_event.set()  # stops any command still running in a worker
             self.conversation.close_open_calls(INTERRUPTED)
         yield TurnDone(status=status, final_text=final_text, usage=run_usage)
+
+    def _reported(self, result: "ResponseResult", run_usage: Usage) -> Iterator[Event]:
+        """A response's usage: counted, and the truth about the context's size from now on."""
+        run_usage.add(result.usage)
+        self.usage.add(result.usage)
+        self.meter.reported(result.usage.input_tokens + result.usage.output_tokens, self.conversation.size)
+        if self._chaining() and result.response_id:
+            self._chain = (result.response_id, len(self.conversation.items))
+        yield UsageReport(request=result.usage, total=replace(self.usage), context_tokens=self.context_tokens(),
+                          context_window=self.window)
+        self._confirm(result.usage.input_tokens)
 
     def _check_cancel(self) -> None:
         if self.cancel_event.is_set():
@@ -254,40 +297,54 @@ class Agent:
         if self.cancel_event.wait(seconds):
             raise KeyboardInterrupt
 
-    def _replayable(self) -> Generator[Event, None, list[dict[str, Any]]]:
-        """The items to send: all of them, except reasoning a store=false request cannot replay.
+    def _chaining(self) -> bool:
+        return self.config.chain and not self.config.zdr and not self.config.background
 
-        Under ZDR the server keeps nothing, so a reasoning item is replayable only through its
-        `encrypted_content`; one that arrived without it would be rejected on this and every later
-        request (and resume). It stays in the conversation and the transcript, but is not sent.
-        """
-        items = self.conversation.items
-        if not self.config.zdr:
-            return items
-        kept = [i for i in items if not (i.get("type") == "reasoning" and not i.get("encrypted_content"))]
-        if len(kept) < len(items) and not self._told_unreplayable:
+    def _told(self) -> Iterator[Event]:
+        """Under ZDR, reasoning that arrived without `encrypted_content` is not sent (see input_parts): said once."""
+        lost = self.conversation.unencrypted
+        if self.config.zdr and lost and not self._told_unreplayable:
             self._told_unreplayable = True
-            yield Notice(f"left out {len(items) - len(kept)} reasoning item(s) that arrived without "
+            yield Notice(f"left out {lost} reasoning item(s) that arrived without "
                          "encrypted_content: with store=false they cannot be sent back")
-        return kept
 
-    def _request(self) -> Generator[Event, None, ResponseResult]:
-        items = yield from self._replayable()
-        body = self.client.request_body(items, self.tools, self.instructions, background=self.config.background)
+    def _body(self, chained: tuple[str, int] | None) -> dict[str, Any]:
+        """The next request: the whole history (encoded once per item), or with chain = true only what is new."""
+        conversation = self.conversation
+        if chained is not None:
+            items = Raw(conversation.input_parts(start=chained[1]))
+        else:
+            items = Raw(conversation.input_parts(zdr=self.config.zdr))
+        return self.client.request_body(items, self._tools_json, self.instructions,
+                                        background=self.config.background,
+                                        previous_response_id=chained[0] if chained else None,
+                                        cache_key=self.session_id)
+
+    def _request(self, build: Callable[[tuple[str, int] | None], dict[str, Any]] | None = None,
+                 request_id: str | None = None) -> Generator[Event, None, ResponseResult]:
+        if build is None:
+            yield from self._told()
+            build = self._body
+        chained = self._chain if build == self._body and self._chaining() else None
+        body = build(chained)
         # The same for every try whose outcome is unknown (a dropped connection, a timeout, an HTTP error),
         # so the server creates the response once however often it is asked.
         key = f"coder-{uuid.uuid4()}"
         attempt = conflicts = 0
         first_conflict = 0.0
+        request_id = request_id or new_request_id()
         while True:
             self._check_cancel()
             try:
-                if self.config.background:
-                    result = yield from self._background(body, key)
+                if self.config.background and "background" in body:
+                    result = yield from self._background(body, key, request_id)
                 else:
-                    result = yield from self._stream_once(body, key)
+                    result = yield from self._stream_once(body, key, request_id)
                 if result.status == "failed" and retryable_code(result.error_code):
                     raise StreamFault(Failure(result.error or "the response failed", True), answered=True)
+                if result.status == "failed" and chained is not None:
+                    raise StreamFault(Failure(result.error or "the response failed", False,
+                                              code=result.error_code), answered=True)
                 return result
             except (KeyboardInterrupt, ConfigError):
                 raise
@@ -296,6 +353,16 @@ class Agent:
                 failure = exc.failure if isinstance(exc, StreamFault) else self.client.classify(exc)
                 if isinstance(exc, StreamFault) and exc.answered:
                     key = f"coder-{uuid.uuid4()}"
+            failed_id, request_id = request_id, new_request_id()
+            if chained is not None and not failure.retryable and failure.code != CONTEXT_FULL:
+                # The endpoint lost the chain (previous_response_not_found) or will not continue it: send it all.
+                chained = self._chain = None
+                body, key = build(None), f"coder-{uuid.uuid4()}"
+                yield Notice(f"chaining to the previous response failed ({failure.message}); "
+                             "sending the whole conversation")
+                continue
+            if failure.code == CONTEXT_FULL:
+                return ResponseResult(status="failed", error=failure.message, error_code=CONTEXT_FULL)
             if failure.status == 409:
                 # An earlier try of this request (same key) is still being answered: wait for it, as
                 # long as one request may take, without spending a retry on it.
@@ -307,7 +374,7 @@ class Agent:
             else:
                 attempt += 1
                 if not failure.retryable or attempt > self.config.max_retries:
-                    return ResponseResult(status="failed", error=failure.message)
+                    return ResponseResult(status="failed", error=failure.message, error_code=failure.code)
             cap = self.config.max_retry_wait
             delay = failure.retry_after
             if delay is not None and delay > cap:
@@ -316,13 +383,14 @@ class Agent:
             if delay is None:
                 n = attempt if failure.status != 409 else conflicts
                 delay = min(cap, min(20.0, 0.5 * 2 ** (n - 1)) * random.uniform(0.8, 1.2))
-            yield Retrying(attempt=attempt + conflicts, delay=round(delay, 2), reason=failure.message)
+            yield Retrying(attempt=attempt + conflicts, delay=round(delay, 2), reason=failure.message,
+                           request_id=failed_id)
             self._sleep(delay)
 
-    def _stream_once(self, body: dict[str, Any], key: str) -> Generator[Event, None, ResponseResult]:
+    def _stream_once(self, body: dict[str, Any], key: str, request_id: str) -> Generator[Event, None, ResponseResult]:
         done_items: list[dict[str, Any]] = []
         final: dict[str, Any] | None = None
-        events = self.client.stream(body, key)
+        events = self.client.stream(body, key, request_id)
         try:
             for ev in events:
                 self._check_cancel()
@@ -339,8 +407,8 @@ class Agent:
                 elif kind == "error":
                     code = str(ev.get("code") or (ev.get("error") or {}).get("code") or "")
                     msg = ev.get("message") or (ev.get("error") or {}).get("message") or "unknown error"
-                    raise StreamFault(Failure(f"stream error {code}: {msg}".replace("  ", " "), retryable_code(code)),
-                                      answered=True)
+                    raise StreamFault(Failure(f"stream error {code}: {msg}".replace("  ", " "), retryable_code(code),
+                                              code=error_code(code, msg)), answered=True)
         finally:
             events.close()
         if final is None:
@@ -353,8 +421,8 @@ class Agent:
         error = code = None
         if status == "failed":
             err = response.get("error") or {}
-            code = err.get("code")
-            error = f"the response failed: {err.get('code', '')} {err.get('message', '')}".strip()
+            code = error_code(err.get("code"), str(err.get("message") or ""))
+            error = f"the response failed: {err.get('code') or ''} {err.get('message') or ''}".strip()
         elif status == "incomplete":
             reason = (response.get("incomplete_details") or {}).get("reason", "unknown reason")
             error = f"the response is incomplete: {reason}"
@@ -369,8 +437,8 @@ class Agent:
             result.error = error
         return result
 
-    def _background(self, body: dict[str, Any], key: str) -> Generator[Event, None, ResponseResult]:
-        response = self.client.create_background(body, key)
+    def _background(self, body: dict[str, Any], key: str, request_id: str) -> Generator[Event, None, ResponseResult]:
+        response = self.client.create_background(body, key, request_id)
         rid = response.get("id")
         wait, failures = POLL_INTERVAL[0], 0
         try:

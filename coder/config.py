@@ -21,6 +21,8 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVALS = ("never", "on-request", "untrusted")
+COMPACTIONS = ("auto", "endpoint", "local", "off")
+VERBOSITIES = ("low", "medium", "high")
 
 
 class ConfigError(Exception):
@@ -54,6 +56,12 @@ class Config:
     env_passthrough: tuple[str, ...] = ()  # variables commands may see although they look secret
     allowed_base_urls: tuple[str, ...] = ()  # endpoints a project's own config may send the API key to
     sandbox_backend: str = "auto"  # auto, landlock, bwrap: which isolation commands run under
+    context_window: int | None = None  # tokens; None: the built-in table for the model (coder.context)
+    auto_compact_at: float = 0.85  # compact when the context passes this share of the window; 0: never
+    compaction: str = "auto"  # auto, endpoint, local, off
+    shrink_tool_outputs: bool = True  # shrink long tool outputs of older turns before compaction is needed
+    chain: bool = False  # with store: send previous_response_id and only the new items
+    verbosity: str | None = None  # text.verbosity: low, medium, high; None: not sent
 
     @property
     def zdr(self) -> bool:
@@ -105,6 +113,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "env_passthrough": (list,),
     "allowed_base_urls": (list,),
     "sandbox_backend": (str,),
+    "context_window": (int,),
+    "auto_compact_at": (int, float),
+    "compaction": (str,),
+    "shrink_tool_outputs": (bool,),
+    "chain": (bool,),
+    "verbosity": (str,),
 }
 LIMITS = {"cpu_seconds": "cpu", "file_size_mb": "fsize", "processes": "nproc", "memory_mb": "memory"}
 BACKENDS = ("auto", "landlock", "bwrap")
@@ -203,6 +217,14 @@ def _validated(cfg: Config, source: str) -> Config:
         raise bad(f"max_retry_wait must not be negative, got {cfg.max_retry_wait}")
     if not cfg.model.strip():
         raise bad("model must not be empty")
+    if cfg.compaction not in COMPACTIONS:
+        raise bad(f"compaction must be one of {', '.join(COMPACTIONS)}, got {cfg.compaction!r}")
+    if not 0 <= cfg.auto_compact_at < 1:
+        raise bad(f"auto_compact_at must be at least 0 and below 1 (0 switches it off), got {cfg.auto_compact_at}")
+    if cfg.context_window is not None and cfg.context_window < 1000:
+        raise bad(f"context_window is in tokens and must be at least 1000, got {cfg.context_window}")
+    if cfg.verbosity is not None and cfg.verbosity not in VERBOSITIES:
+        raise bad(f"verbosity must be one of {', '.join(VERBOSITIES)}, got {cfg.verbosity!r}")
     return cfg
 
 

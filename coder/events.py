@@ -64,6 +64,7 @@ class RequestStarted(Event):
 
     type: ClassVar[str] = "request.started"
     turn: int
+    request_id: str = ""  # the X-Client-Request-Id of its first try, to trace it at the provider
 
 
 @dataclass
@@ -141,9 +142,45 @@ class FollowUpDelivered(Event):
 
 @dataclass
 class UsageReport(Event):
+    """Tokens of one request and of the session; `context_tokens` is how full the window now is."""
+
     type: ClassVar[str] = "usage"
     request: Usage
     total: Usage
+    context_tokens: int = 0
+    context_window: int | None = None
+
+
+@dataclass
+class Shrunk(Event):
+    """Long tool outputs of older turns cut to their head and tail, before compaction is needed."""
+
+    type: ClassVar[str] = "context.shrunk"
+    outputs: int
+    tokens_before: int
+    tokens_after: int
+
+    def line(self) -> str:
+        return (f"shrank {self.outputs} older tool output(s) to their first and last lines: "
+                f"{self.tokens_before:,} -> {self.tokens_after:,} tokens")
+
+
+@dataclass
+class Compacted(Event):
+    """The history was replaced by a shorter one (`endpoint`: the provider's compaction; `local`: a summary)."""
+
+    type: ClassVar[str] = "context.compacted"
+    strategy: str
+    reason: str  # auto (the threshold), overflow (the endpoint refused the size), manual (/compact)
+    tokens_before: int
+    tokens_after: int
+    items_before: int
+    items_after: int
+
+    def line(self) -> str:
+        how = "by the endpoint" if self.strategy == "endpoint" else "into a summary"
+        return (f"context compacted {how}: {self.tokens_before:,} -> {self.tokens_after:,} tokens "
+                f"({self.items_before} -> {self.items_after} items)")
 
 
 @dataclass
@@ -152,6 +189,7 @@ class Retrying(Event):
     attempt: int
     delay: float
     reason: str
+    request_id: str = ""  # the try that failed
 
 
 @dataclass

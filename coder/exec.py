@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from coder.events import (
+    Compacted,
     Error,
     Event,
     MessageDone,
@@ -21,6 +22,7 @@ from coder.events import (
     ReasoningDelta,
     Retrying,
     RunStarted,
+    Shrunk,
     ToolCallFinished,
     ToolCallStarted,
     TurnDone,
@@ -87,6 +89,10 @@ def progress_renderer(err: TextIO) -> Callable[[Event], None]:
             console.print(f"  {mark} [dim]{escape(first[:160])} ({event.duration:.2f}s)[/]")
         elif isinstance(event, Notice):
             console.print(f"[dim]{escape(event.message)}[/]")
+        elif isinstance(event, Compacted):
+            console.print(f"[cyan]{escape(event.line())}[/]")
+        elif isinstance(event, Shrunk):
+            console.print(f"[dim]{escape(event.line())}[/]")
         elif isinstance(event, Retrying):
             console.print(f"[yellow]retry {event.attempt} in {event.delay:.1f}s: {escape(event.reason)}[/]")
         elif isinstance(event, Error):
@@ -108,8 +114,8 @@ def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
         if isinstance(event, Error):
             err.write(f"coder: error: {event.message}\n")
             err.flush()
-        elif isinstance(event, Notice):
-            err.write(f"coder: note: {event.message}\n")
+        elif isinstance(event, (Notice, Compacted)):
+            err.write(f"coder: note: {event.message if isinstance(event, Notice) else event.line()}\n")
             err.flush()
 
     return render

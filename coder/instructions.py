@@ -1,7 +1,8 @@
 """What the model is told: the system prompt, the project's AGENTS.md files, and where it works.
 
 The instructions stay constant through a session (prompt caching rewards a
-constant prefix; a resumed session reuses the recorded text). The environment
+constant prefix; a resumed session reuses the recorded text; a sandbox change
+is a message appended to the conversation, see `sandbox_note`). The environment
 description goes in the first user message instead, since it describes the
 moment the conversation started.
 """
@@ -91,6 +92,12 @@ def build_instructions(policy: Policy) -> str:
         "Commands run in bash with stdin closed: interactive programs and prompts will not work."
         + agents_text(policy.workspace)
     )
+
+
+def sandbox_note(policy: Policy) -> str:
+    """What the model is told when the sandbox changes mid-conversation (the instructions stay as sent)."""
+    return (f"[coder] The sandbox changed. From now on: {MODES[policy.mode]} Network for commands is "
+            f"{'on' if policy.network else 'off'}. This replaces what the instructions say about the sandbox.")
 
 
 def environment_context(policy: Policy) -> str:

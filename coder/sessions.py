@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from coder.agent import INTERRUPTED, Agent
+from coder.agent import Agent
 from coder.dirs import sessions_dir
 from coder.checkpoints import CheckpointError, Checkpoints, UndoResult
 from coder.config import Config
-from coder.conversation import Conversation, user_message
+from coder.conversation import INTERRUPTED, Conversation, developer_message, user_message
+from coder.instructions import sandbox_note
 from coder.events import Error, Event, Notice, ReasoningDelta, RecordingFailed, TextDelta, TurnDone, Usage
 from coder.transcript import Loaded, Transcript, TranscriptError, load
 from sandbox.policy import Mode
@@ -84,9 +85,14 @@ class Session:
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
         self._checkpointing = False  # whether the running turn is being recorded for undo
         self._told_failure = False  # a failure to record has been put to the front end
-        agent.conversation.on_append = self._record_item
+        agent.session_id = info.id
+        self._listen(agent.conversation)
         agent.tool_ctx.on_warning = self._warn
         agent.tool_ctx.recorder = self
+
+    def _listen(self, conversation: Conversation) -> None:
+        conversation.on_append = self._record_item
+        conversation.on_rewrite = self._record_rewrite
 
     def _warn(self, message: str) -> None:
         """Something the user must hear of, from inside a tool call: shown when the turn ends."""
@@ -162,11 +168,11 @@ class Session:
             config = config.with_overrides(model=latest.get("model") or config.model)
         if not sandbox_given and latest.get("sandbox") not in (None, "full-access"):
             config = config.with_overrides(sandbox=latest["sandbox"])  # full access is never resumed silently
-        # The recorded instructions describe the recorded sandbox; a different one gets fresh ones.
+        # The recorded instructions are sent as they were (the provider's cached prefix stays valid); a
+        # different sandbox is told in a message appended to the conversation.
         same = config.sandbox == latest.get("sandbox", config.sandbox)
         conversation = Conversation(loaded.items())
-        agent = Agent(config, workspace, conversation=conversation,
-                      instructions=latest.get("instructions") if same else None)
+        agent = Agent(config, workspace, conversation=conversation, instructions=latest.get("instructions"))
         try:
             transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
         except OSError as e:
@@ -175,6 +181,9 @@ class Session:
         session = cls(agent, directory, transcript, info, auto_commit)
         session.warnings[:0] = loaded.warnings
         conversation.close_open_calls(INTERRUPTED)  # recorded: the history is valid again
+        if not same and conversation.items:
+            conversation.add_message(developer_message(sandbox_note(agent.policy)))
+            session.settings_changed()
         if session.checkpoints is not None:
             try:
                 session.warnings += _replay(session.checkpoints, loaded)
@@ -304,6 +313,25 @@ class Session:
 
         threading.Thread(target=run, name="coder-tidy", daemon=True).start()
 
+    def compact(self, focus: str | None = None) -> Iterator[Event]:
+        """Compact the conversation now, between turns (/compact), recorded like a turn's events."""
+        agent = self.agent
+        if not agent.conversation.items:
+            yield Notice("nothing to compact yet")
+            return
+        agent.cancel_event.clear()
+        events = agent.compact(focus or None, "manual")
+        try:
+            for event in events:
+                if not isinstance(event, _SKIPPED):
+                    self._record_event(event)
+                yield event
+        except KeyboardInterrupt:
+            yield self._recorded(Error("interrupted: the conversation was not compacted"))
+        finally:
+            events.close()
+            self.transcript.sync()
+
     def settings_changed(self) -> None:
         """Record the model, sandbox and instructions now in force (after /model or /sandbox), for resume."""
         agent = self.agent
@@ -329,15 +357,19 @@ class Session:
         """Close the transcript; the agent goes on (into a new session, after /clear)."""
         self._write_meta()
         self.transcript.close()
-        self.agent.conversation.on_append = None
+        self.agent.conversation.on_append = self.agent.conversation.on_rewrite = None
 
     def close(self) -> None:
         self.detach()
         self.agent.close()
 
     # --- the transcript ---
-    def _record_item(self, item: dict[str, Any]) -> None:
-        self.transcript.write({"type": "item", "item": item})
+    def _record_item(self, item: dict[str, Any], encoded: str) -> None:
+        self.transcript.write_item(encoded)
+
+    def _record_rewrite(self, kind: str, record: dict[str, Any]) -> None:
+        self.transcript.write({"type": kind, **record})
+        self.transcript.sync()
 
     def _record_event(self, event: Event) -> None:
         self.transcript.write({"type": "event", "event": event.to_dict()})
@@ -435,7 +467,8 @@ def open_session(config: Config, workspace: Path, *, resume: str | None = None, 
 
 
 def _replay(checkpoints: Checkpoints, loaded: Loaded) -> list[str]:
-    return checkpoints.replay([r for r in loaded.records if r.get("type") not in ("item", "event", "settings")])
+    conversation = ("item", "event", "settings", "compaction", "shrink")
+    return checkpoints.replay([r for r in loaded.records if r.get("type") not in conversation])
 
 
 def others_here(session_id: str, project: Path) -> "Others":

@@ -3,7 +3,8 @@
 The first line is a header (id, start time, project, model, settings, the
 instructions sent); every later line is one record: an input or output item
 exactly as sent or received (`item`), an agent event (`event`), a turn's
-checkpoint (`turn`), an undo (`undo`). Each record is written and flushed at
+checkpoint (`turn`), an undo (`undo`), a compaction (`compaction`: the whole
+new history) or old tool outputs shrunk (`shrink`: their new text by call_id). Each record is written and flushed at
 once, and the file is fsynced at the end of every turn, so `kill -9` loses at
 most the request in flight. On load, a half-written last line is skipped with
 a warning. The file is created 0600 in a 0700 directory, and the API key's
@@ -65,6 +66,13 @@ class Transcript:
             line.encode("utf-8")
         except UnicodeEncodeError:  # a file name that is not UTF-8: escaped, and read back as it was
             line = json.dumps(record, separators=(",", ":"))
+        self._write_line(line)
+
+    def write_item(self, encoded: str) -> None:
+        """An input or output item, already encoded (coder.conversation.encode)."""
+        self._write_line('{"type":"item","item":' + encoded + "}")
+
+    def _write_line(self, line: str) -> None:
         for secret in self.secrets:
             line = line.replace(secret, REDACTED)
         with self._lock:  # records come from the turn's thread and a checkpoint's; a line stays whole
@@ -103,7 +111,19 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
     def items(self) -> list[dict[str, Any]]:
-        return [r["item"] for r in self.records if r.get("type") == "item"]
+        """The conversation as it stands at the end: items in order, with compactions and shrunk outputs applied."""
+        items: list[dict[str, Any]] = []
+        for record in self.records:
+            kind = record.get("type")
+            if kind == "item":
+                items.append(record["item"])
+            elif kind == "compaction" and isinstance(record.get("items"), list):
+                items = list(record["items"])
+            elif kind == "shrink" and isinstance(record.get("outputs"), dict):
+                new = record["outputs"]
+                items = [{**i, "output": new[i["call_id"]]} if i.get("type") == "function_call_output"
+                         and i.get("call_id") in new else i for i in items]
+        return items
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("type") == kind]

@@ -4,7 +4,8 @@ Nothing in a workspace can vouch for itself: a repository (or a command the
 model ran) could plant any file there. So the answers to "trust this folder?"
 and "send the API key to the base_url this project's config names?" live in
 coder's state directory, which commands cannot read or write (it is on the
-sandbox's deny list). The file is small JSON, read-modify-written under a lock so two sessions
+sandbox's deny list). What coder learned about an endpoint (whether it has
+`/responses/compact`) is kept here too, for the same reason. The file is small JSON, read-modify-written under a lock so two sessions
 cannot lose each other's answers.
 """
 
@@ -62,3 +63,13 @@ def base_url_decision(config_path: Path, url: str) -> bool | None:
 def decide_base_url(config_path: Path, url: str, allowed: bool) -> None:
     _update("base_urls", f"{config_path} {url}", allowed)
 
+
+
+def compact_supported(base_url: str) -> bool | None:
+    """Whether the endpoint answered /responses/compact before (None: not tried yet)."""
+    answer = _read().get("compact", {}).get(base_url)
+    return answer if isinstance(answer, bool) else None
+
+
+def remember_compact(base_url: str, supported: bool) -> None:
+    _update("compact", base_url, supported)

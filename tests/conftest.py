@@ -78,10 +78,13 @@ _REGISTRY = Registry().with_resource("spec", DRAFT202012.create_resource(_SPEC))
 CREATE_BODY_VALIDATOR = jsonschema.Draft202012Validator(
     {"$ref": "spec#/components/schemas/CreateResponseBody"}, registry=_REGISTRY
 )
+COMPACT_BODY_VALIDATOR = jsonschema.Draft202012Validator(
+    {"$ref": "spec#/components/schemas/CompactResponseMethodPublicBody"}, registry=_REGISTRY
+)
 
 
-def schema_errors(body: dict[str, Any]) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in CREATE_BODY_VALIDATOR.iter_errors(body)]
+def schema_errors(body: dict[str, Any], validator: jsonschema.Validator = CREATE_BODY_VALIDATOR) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in validator.iter_errors(body)]
 
 
 def assert_valid_history(items: list[dict[str, Any]]) -> None:
@@ -109,6 +112,9 @@ def server() -> Iterator[ScriptedServer]:
     for i, body in enumerate(srv.bodies):
         errors = schema_errors(body)
         assert not errors, f"request {i} does not validate against CreateResponseBody: {errors[:5]}"
+    for i, body in enumerate(srv.compactions):
+        errors = schema_errors(body, COMPACT_BODY_VALIDATOR)
+        assert not errors, f"compaction {i} does not validate against CompactResponseMethodPublicBody: {errors[:5]}"
 
 
 @pytest.fixture

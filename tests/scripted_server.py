@@ -6,8 +6,15 @@ request so tests can assert on exactly what the agent sent. Faults are part of
 the script: HTTP errors with Retry-After, streams that stop early or break off,
 `error` events, failed and incomplete responses, and background responses
 that need polling. Like the real endpoint, it refuses a store=false request
-that replays a reasoning item without its `encrypted_content` (HTTP 400, no
-script step used).
+that replays a reasoning item without its `encrypted_content`, and a request
+whose history leaves a function_call unanswered or answers a call it does not
+hold (HTTP 400, no script step used).
+
+Context windows are part of it too: with `window` set, a request whose body is
+over it (4 characters a token) is refused with `context_length_exceeded`, and
+usage reports the body's size. `/v1/responses/compact` compacts like OpenAI's
+(kept user messages and a `compaction` item), or answers `compact_status`.
+Stored responses (store=true) can be chained with `previous_response_id`.
 """
 
 from __future__ import annotations
@@ -188,12 +195,41 @@ class _Server(ThreadingHTTPServer):
         pass  # clients hanging up mid-stream (interrupts, scripted cut-offs) are expected here
 
 
+def history_error(items: Any) -> str | None:
+    """What the real endpoint says of a history with an unanswered call or an output without its call."""
+    if not isinstance(items, list):
+        return None
+    calls: set[str] = set()
+    answered: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call":
+            calls.add(item.get("call_id"))
+        elif item.get("type") == "function_call_output":
+            if item.get("call_id") not in calls:
+                return f"No tool call found for function call output with call_id {item.get('call_id')}."
+            answered.add(item.get("call_id"))
+    missing = sorted(calls - answered)
+    return f"No tool output found for function call {missing[0]}." if missing else None
+
+
+def tokens_of(body: dict[str, Any]) -> int:
+    """The scripted endpoint's token count: 4 characters of the request's JSON a token."""
+    return len(json.dumps([body.get("instructions"), body.get("tools"), body.get("input")])) // 4
+
+
 class ScriptedServer:
     def __init__(self) -> None:
         self.script: list[Reply | Callable[[dict[str, Any]], Reply]] = []
         self.requests: list[dict[str, Any]] = []
         self.background: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
+        self.window: int | None = None  # tokens: larger requests get context_length_exceeded
+        self.compact_status = 200  # 404: an endpoint without /responses/compact
+        self.compactions: list[dict[str, Any]] = []  # the bodies /responses/compact received
+        self.stored: dict[str, list[dict[str, Any]]] = {}  # store=true: response id -> its whole context
+        self.inputs: list[list[dict[str, Any]]] = []  # each /responses request's whole input, chains resolved
         self._lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -210,6 +246,23 @@ class ScriptedServer:
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/responses"]
+
+    @property
+    def raw_bodies(self) -> list[bytes]:
+        """The /responses request bodies exactly as they came over the wire."""
+        return [r["raw"] for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/responses"]
+
+    def headers(self) -> list[dict[str, str]]:
+        return [r["headers"] for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/responses"]
+
+    def _compact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What OpenAI's compaction returns: the user messages, then one opaque compaction item."""
+        kept = [{"type": "message", "role": "user", "content": i["content"]} for i in body.get("input") or []
+                if isinstance(i, dict) and i.get("type") == "message" and i.get("role") == "user"]
+        blob = "gAAAA" + f"{len(self.compactions):04d}" + "c" * 60
+        output = [*kept, {"id": _id("cmp"), "type": "compaction", "encrypted_content": blob}]
+        return {"id": _id("resp"), "object": "response.compaction", "created_at": int(time.time()), "output": output,
+                "usage": usage(tokens_of(body), 50)}
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -231,11 +284,10 @@ class ScriptedServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _record(self, body: Any) -> None:
+            def _record(self, body: Any, raw: bytes = b"") -> None:
                 with srv._lock:
-                    srv.requests.append(
-                        {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-                    )
+                    srv.requests.append({"method": self.command, "path": self.path, "raw": raw, "body": body,
+                                         "headers": {k.lower(): v for k, v in self.headers.items()}})
 
             def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -265,7 +317,14 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 body = json.loads(raw) if raw else None
-                self._record(body)
+                self._record(body, raw)
+                if self.path.endswith("/responses/compact"):
+                    srv.compactions.append(body)
+                    if srv.compact_status != 200:
+                        return self._json(srv.compact_status, {"error": {"message": "Not found", "type": "invalid_request_error"}})
+                    if srv.window is not None and tokens_of(body) > srv.window:
+                        return self._too_long(body)
+                    return self._json(200, srv._compact(body))
                 if self.path.endswith("/cancel"):
                     rid = self.path.split("/")[-2]
                     srv.cancelled.append(rid)
@@ -278,7 +337,26 @@ class ScriptedServer:
                         "message": f"Item with id '{lost}' not found. Items are not persisted when `store` is set "
                                    "to false. Try again with `store` set to true, or remove this item from your input.",
                         "type": "invalid_request_error", "param": "input", "code": None}})
+                whole = list(body.get("input") or []) if isinstance(body.get("input"), list) else []
+                previous = body.get("previous_response_id")
+                if previous:
+                    if previous not in srv.stored:
+                        return self._json(400, {"error": {
+                            "message": f"Previous response with id '{previous}' not found.",
+                            "type": "invalid_request_error", "param": "previous_response_id",
+                            "code": "previous_response_not_found"}})
+                    whole = srv.stored[previous] + whole
+                broken = history_error(whole)
+                if broken:
+                    return self._json(400, {"error": {"message": broken, "type": "invalid_request_error",
+                                                      "param": "input", "code": None}})
+                if srv.window is not None and tokens_of({**body, "input": whole}) > srv.window:
+                    return self._too_long({**body, "input": whole})
+                srv.inputs.append(whole)
                 reply = srv._next(body)
+                if srv.window is not None and reply.usage is None:
+                    reply = copy.copy(reply)
+                    reply.usage = usage(tokens_of({**body, "input": whole}), 20)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.http_status != 200:
@@ -290,16 +368,25 @@ class ScriptedServer:
                     return self._json(200, _response(reply, body, rid, "queued", []))
                 if not body.get("stream"):
                     return self._json(200, _response(reply, body, _id("resp"), reply.status, reply.output))
-                self._stream(reply, body)
+                self._stream(reply, body, whole)
 
-            def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+            def _too_long(self, body: dict[str, Any]) -> None:
+                self._json(400, {"error": {
+                    "message": "Your input exceeds the context window of this model. Please adjust your input and "
+                               "try again.",
+                    "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}})
+
+            def _stream(self, reply: Reply, body: dict[str, Any], whole: list[dict[str, Any]]) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                for n, event in enumerate(sse_events(reply, body)):
+                events = sse_events(reply, body)
+                if body.get("store") and reply.status == "completed" and not reply.stream_error:
+                    srv.stored[events[-1]["response"]["id"]] = whole + reply.output
+                for n, event in enumerate(events):
                     if reply.cut_after is not None and n >= reply.cut_after:
                         self.wfile.flush()
                         self.close_connection = True

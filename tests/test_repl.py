@@ -440,3 +440,31 @@ def test_no_child_of_coder_sees_the_key(server, start, repl_env, tmp_path: Path)
     seen = dump.read_text()
     assert env["OPENAI_API_KEY"] not in seen and "CANARY" not in seen, seen
     assert "OPENAI_BASE_URL=" in seen  # not a secret: left as it was
+
+
+def test_compact_on_demand_and_recovery_from_an_overflow(server, start, workspace: Path):
+    from tests.test_long_sessions import big_files, reads
+
+    big_files(workspace, 5)
+    server.window = 11_000  # a model coder does not know: it learns the limit from the refusal
+    server.add(Reply([message("hello there")]))
+    term = start("-m", "house-model")
+    term.type("hi")
+    term.press("Enter")
+    term.wait_for("hello there")
+    term.wait_for(r"completed ·")
+    term.type("/compact the API shape")
+    term.press("Enter")
+    term.wait_for(r"context compacted by the endpoint")
+    assert "the API shape" in json.dumps(server.compactions[0]["input"])
+
+    server.compact_status = 404  # from now on the endpoint has no compaction: a summary it is
+    server.add(*reads(4), Reply([message("NOTE: four read")]), Reply([message("finished reading")]))
+    term.type("read the files")
+    term.press("Enter")
+    term.wait_for("finished reading", timeout=30)
+    screen = term.wait_for(r"completed ·")
+    assert "over the model's context window" in screen
+    assert "context compacted into a summary" in screen
+    assert "error:" not in screen
+    assert_valid_history(server.bodies[-1]["input"])

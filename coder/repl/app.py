@@ -37,22 +37,12 @@ WAKE = "\0coder-wake"  # what the prompt returns when an approval needs the term
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 EXIT_WINDOW = 3.0  # seconds in which a second Ctrl-C at an empty prompt exits
 
-# Context windows by model family, for the toolbar's percentage (longest prefix wins).
-CONTEXT_WINDOWS = {"gpt-5": 400_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000, "o3": 200_000, "o4": 200_000,
-                   "o1": 200_000}
-
-
-def context_window(model: str) -> int | None:
-    name = model.lower().rsplit("/", 1)[-1]
-    best = max((p for p in CONTEXT_WINDOWS if name.startswith(p)), key=len, default=None)
-    return CONTEXT_WINDOWS[best] if best else None
-
 
 class Repl:
     def __init__(self, session: Session, console: Console, history: Path, *, vi: bool = False) -> None:
         self.session = session
         self.console = console
-        self.status = Status()
+        self.status = Status(context_tokens=session.agent.context_tokens())
         self.renderer = Renderer(console, self.status)
         self.pending: queue.Queue[tuple[ApprovalRequest, threading.Event]] = queue.Queue()
         self.turn: threading.Thread | None = None
@@ -99,7 +89,7 @@ class Repl:
         return FormattedText(parts)
 
     def context_percent(self) -> str:
-        window = context_window(self.agent.config.model)
+        window = self.agent.window
         return f"({self.status.context_tokens / window:.0%} of {window // 1000}k)" if window else ""
 
     def _toolbar(self) -> FormattedText:
@@ -163,7 +153,7 @@ class Repl:
     def switch(self, session: Session) -> None:
         """Make `session` the current one (after /clear or /resume)."""
         self.session = session
-        self.status.context_tokens = 0
+        self.status.context_tokens = session.agent.context_tokens()
         self.status.total = session.agent.usage
         for warning in session.warnings:
             self.console.print(Text(f"warning: {warning}", style="yellow"))
@@ -269,6 +259,27 @@ class Repl:
             self.status.set("thinking")
             self.turn = threading.Thread(target=self._turn, args=(text,), name="coder-turn", daemon=True)
             self.turn.start()
+
+    def compact(self, focus: str) -> None:
+        """/compact: on the turn thread, so the prompt stays live and Ctrl-C stops it."""
+        with self.turn_lock:
+            self.status.running = True
+            self.status.set("compacting the conversation")
+            self.turn = threading.Thread(target=self._compaction, args=(focus,), name="coder-compact", daemon=True)
+            self.turn.start()
+
+    def _compaction(self, focus: str) -> None:
+        try:
+            for event in self.session.compact(focus):
+                self.renderer(event)
+        except Exception as e:  # a bug must not kill the session
+            self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))
+        with self.turn_lock:
+            if not self.agent.conversation.has_queued():
+                self._idle()
+                return
+            self.turn = threading.Thread(target=self._turn, args=(None,), name="coder-turn", daemon=True)
+            self.turn.start()  # what was typed meanwhile goes to the model now
 
     def _turn(self, prompt: str | None) -> None:
         try:

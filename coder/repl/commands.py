@@ -97,6 +97,11 @@ def _reasoning(repl: "Repl", arg: str) -> bool:
     return True
 
 
+def _compact(repl: "Repl", arg: str) -> bool:
+    repl.compact(arg)
+    return True
+
+
 def _exit(repl: "Repl", arg: str) -> bool:
     return False
 
@@ -177,6 +182,8 @@ COMMANDS: dict[str, Command] = {
     "/model": Command("show or change the model: /model NAME", _model, idle_only=True),
     "/clear": Command("start a new conversation", _clear, idle_only=True),
     "/tokens": Command("tokens used and cost so far", _tokens),
+    "/compact": Command("shrink the conversation to a summary now: /compact [what to keep in particular]", _compact,
+                        idle_only=True),
     "/sandbox": Command("show or change the sandbox: /sandbox read-only|workspace-write|full-access", _sandbox,
                         idle_only=True),
     "/reasoning": Command("show or hide reasoning summaries: /reasoning on|off", _reasoning),

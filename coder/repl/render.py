@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from coder.events import (
+    Compacted,
     Error,
     Event,
     FollowUpDelivered,
@@ -25,6 +26,7 @@ from coder.events import (
     ReasoningDelta,
     RequestStarted,
     Retrying,
+    Shrunk,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -44,7 +46,8 @@ class Status:
     running: bool = False
     activity: str = ""  # "thinking", or the tool call that runs
     since: float = 0.0
-    context_tokens: int = 0  # the last request's input + output: the conversation's size
+    context_tokens: int = 0  # what the next request carries: the last usage, plus what was appended since
+    context_window: int | None = None
     total: Usage = field(default_factory=Usage)
     queued: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,6 +148,8 @@ def error_hint(message: str) -> str:
         return "check the network and OPENAI_BASE_URL, then send your message again"
     if "max_turns" in message:
         return "say 'continue' to let it go on, or raise max_turns"
+    if "context window" in message or "compact" in message:
+        return "/compact to shrink the conversation, or /clear to start a new one"
     if message == "interrupted":
         return "the conversation is intact; type your next message"
     return "send your message again, or /clear to start over"
@@ -195,8 +200,17 @@ class Renderer:
             self.console.print(Text(f"↳ delivered to the model: {_one_line(event.text)}", style="magenta"))
         elif isinstance(event, UsageReport):
             with self.status.lock:
-                self.status.context_tokens = event.request.input_tokens + event.request.output_tokens
+                self.status.context_tokens, self.status.context_window = event.context_tokens, event.context_window
                 self.status.total = event.total
+        elif isinstance(event, Compacted):
+            self.markdown.finish()
+            with self.status.lock:
+                self.status.context_tokens = event.tokens_after
+            self.console.print(Text(event.line(), style="cyan"))
+        elif isinstance(event, Shrunk):
+            with self.status.lock:
+                self.status.context_tokens = event.tokens_after
+            self.console.print(Text(event.line(), style="dim"))
         elif isinstance(event, Retrying):
             self.console.print(Text(f"retry {event.attempt} in {event.delay:.1f}s: {event.reason}", style="yellow"))
         elif isinstance(event, Notice):
@@ -236,7 +250,8 @@ def show_history(console: Console, items: list[dict], last: int = 6) -> None:
     """The tail of a resumed conversation: who said what, so the user knows where they are."""
     said: list[tuple[str, str]] = []
     for item in items:
-        if item.get("type") != "message" or not isinstance(item.get("content"), list):
+        if item.get("type") != "message" or item.get("role", "assistant") not in ("user", "assistant") \
+                or not isinstance(item.get("content"), list):
             continue
         parts = [p.get("text", "") for p in item["content"] if isinstance(p, dict)]
         text = next((t for t in parts if t and not t.startswith("<environment_context>")), "")
