@@ -113,6 +113,7 @@ class Agent(ContextKeeping):
         self.client = client or ResponsesClient(config)
         self.conversation = conversation or Conversation()
         self.instructions = instructions if instructions is not None else build_instructions(policy)
+        self.described_mode = policy.mode  # the sandbox the instructions describe (a resume may say otherwise)
         self.tools = schemas()
         self._tools_json = Raw(json.dumps(self.tools, separators=(",", ":")).encode())  # the same bytes every time
         self.approvals = Approvals(config.approval or "never")
@@ -155,6 +156,7 @@ class Agent(ContextKeeping):
     def set_model(self, model: str) -> None:
         self.config = replace(self.config, model=model)
         self.client.config = self.config
+        self._learned_window = None  # what an overflow taught was about the other model
 
     @property
     def session_id(self) -> str:
@@ -180,8 +182,20 @@ class Agent(ContextKeeping):
         if self.conversation.items:
             self.conversation.add_message(developer_message(sandbox_note(self.policy)))
         else:
+            self._fresh_instructions()
+
+    def _fresh_instructions(self) -> None:
+        """Instructions for the sandbox now in force, when the present ones describe another: only before
+        anything was sent (they are the start of the cached prefix)."""
+        if self.policy.mode is not self.described_mode:
             self.instructions = build_instructions(self.policy)
+            self.described_mode = self.policy.mode
             self.meter.fixed = len(self.instructions) + len(self._tools_json)
+
+    def _tell_sandbox(self) -> None:
+        """After a compaction: the sandbox, if it is not the one the instructions describe."""
+        if self.policy.mode is not self.described_mode and self.conversation.items:
+            self.conversation.add_message(developer_message(sandbox_note(self.policy)))
 
     def reset(self) -> None:
         """Start a new conversation (same settings)."""
@@ -190,6 +204,7 @@ class Agent(ContextKeeping):
         self.meter.forget()
         self._chain = None
         self._unconfirmed = False
+        self._fresh_instructions()
 
     def close(self) -> None:
         if self._owned_temp is not None:

@@ -241,6 +241,7 @@ class ResponsesClient:
         background: bool = False,
         previous_response_id: str | None = None,
         cache_key: str | None = None,
+        tool_choice: str | None = None,
     ) -> dict[str, Any]:
         cfg = self.config
         body: dict[str, Any] = {k: v for k, v in cfg.extra_body.items() if k not in _FIXED}
@@ -249,7 +250,7 @@ class ResponsesClient:
             body["instructions"] = instructions
         if tools:
             body["tools"] = tools
-            body["tool_choice"] = self.tool_choice()
+            body["tool_choice"] = tool_choice or self.tool_choice()
             body["parallel_tool_calls"] = cfg.parallel_tool_calls
         if cfg.zdr:
             if background:

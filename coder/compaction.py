@@ -165,23 +165,31 @@ def render(items: list[Item], window: int) -> str:
     return RENDERED_PREFIX + _cut(text, int(window * RENDER_SHARE) * CHARS_PER_TOKEN)
 
 
+def _from_model(item: Item) -> bool:
+    kind = item.get("type")
+    return kind in ("reasoning", "function_call") or (kind == "message" and item.get("role") == "assistant")
+
+
 def fitting(items: list[Item], budget: int) -> list[Item]:
     """The history cut from its start to fit `budget` bytes for a compaction request: the first user message
-    (the task) and the latest items, cut where no call is left without its output."""
+    (the task) and the latest items. It is cut only where a response or a user message begins and no call
+    waits for its output, so a call keeps its reasoning and its output."""
     sizes = [len(json.dumps(i)) for i in items]
     total = sum(sizes)
     first = next((i for i in items if i.get("type") == "message" and i.get("role") == "user"), None)
     keep = len(json.dumps(first)) if first else 0
     open_calls: set[str] = set()
     for n, item in enumerate(items):
-        if total + keep <= budget and not open_calls and n:
-            return ([first] if first else []) + items[n:]
+        starts = n and (not _from_model(item) and item.get("type") != "function_call_output"
+                        or _from_model(item) and not _from_model(items[n - 1]))
+        if starts and not open_calls and total + keep <= budget:
+            return ([first] if first and first is not item else []) + items[n:]
         if item.get("type") == "function_call":
             open_calls.add(item.get("call_id"))
         elif item.get("type") == "function_call_output":
             open_calls.discard(item.get("call_id"))
         total -= sizes[n]
-    return items[-1:] if items and items[-1].get("type") == "message" else items
+    return [first] if first else items[-1:]
 
 
 def compact_output(response: dict[str, Any]) -> list[Item]:

@@ -11,8 +11,9 @@ with the agent's own request machinery (retries, cancel, idempotency).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Generator
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generator, TypeVar
 
 from coder import compaction
 from coder.client import CONTEXT_FULL, Raw, new_request_id, stated_window
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 SHRINK_FROM = 0.5  # of the compaction threshold: old tool outputs may be shrunk from here on ...
 SHRINK_WORTH = 0.05  # ... in batches that save at least this share of the window (the prefix changes rarely)
+T = TypeVar("T")
 FALLBACK_WINDOW = 128_000  # what a summary is cut to fit when the window is not known at all
 
 
@@ -40,11 +42,13 @@ class ContextKeeping:
         return window_for(self.config.model, self.config.context_window) or self._learned_window
 
     def _learn_window(self, message: str) -> None:
-        """The endpoint refused a request for its size: a window not known before is at most what fitted last."""
+        """The endpoint refused a request for its size: for a model whose window is not known, the window the
+        error names, else a guess between the last request that fitted and the one refused."""
         if window_for(self.config.model, self.config.context_window):
             return
-        fitted = self.meter.known_tokens
-        learned = stated_window(message) or fitted or int(self.context_tokens() * 0.75)
+        refused, fitted = self.context_tokens(), self.meter.known_tokens
+        guess = (fitted + refused) // 2 if fitted and fitted < refused else int(refused * 0.75)
+        learned = stated_window(message) or guess
         self._learned_window = min(learned, self._learned_window or learned)
 
     def context_tokens(self) -> int:
@@ -58,15 +62,17 @@ class ContextKeeping:
         return int(window * share)
 
     def _confirm(self, input_tokens: int) -> None:
-        """The first response after a compaction says whether it worked: if not, stop rather than loop."""
-        threshold = self._threshold()
-        if self._unconfirmed and input_tokens:
-            self._unconfirmed = False
-            if threshold is not None and input_tokens >= threshold:
-                raise ContextFull(
-                    f"after compacting, the endpoint still counts {input_tokens:,} input tokens, over the "
-                    f"compaction threshold of {threshold:,}; stopped instead of compacting again (start a new "
-                    "conversation, or check context_window and auto_compact_at)")
+        """The first response after a compaction says whether it worked: if not, stop rather than loop.
+        An endpoint that reports no usage is judged by the estimate."""
+        if not self._unconfirmed:
+            return
+        self._unconfirmed = False
+        threshold, counted = self._threshold(), input_tokens or self.context_tokens()
+        if threshold is not None and counted >= threshold:
+            raise ContextFull(
+                f"after compacting, the endpoint still counts {counted:,} input tokens, over the compaction "
+                f"threshold of {threshold:,}; stopped instead of compacting again (start a new conversation, "
+                "or check context_window and auto_compact_at)")
 
     def _fit(self, run_usage: Usage) -> Iterator[Event]:
         """Before a request: shrink old tool outputs when that is worth it, compact when over the threshold."""
@@ -96,7 +102,7 @@ class ContextKeeping:
         if self.config.compaction == "off":
             raise ContextFull("the conversation is over the model's context window and compaction is off "
                               "(compaction = \"off\"); /compact it, or start a new conversation")
-        done = yield from self.compact(reason=reason, run_usage=run_usage)
+        done = yield from self._compact(None, reason, run_usage)
         if not done:
             raise ContextFull("the conversation is over the model's context window and could not be compacted; "
                               "start a new conversation (/clear), or try /compact")
@@ -106,12 +112,20 @@ class ContextKeeping:
             raise ContextFull(f"compaction left {tokens:,} tokens, still over {limit:,}; stopped instead of "
                               "compacting again (start a new conversation)")
 
-    def compact(self, focus: str | None = None, reason: str = "manual",
-                run_usage: Usage | None = None) -> Generator[Event, None, bool]:
+    def compact(self, focus: str | None = None) -> Iterator[Event]:
+        """Compact the conversation now, between runs (/compact); a `context.compacted` event says it was done.
+
+        `focus`: what the compaction must keep in particular. A cancel() from the moment this is called
+        stops it (KeyboardInterrupt), and the history then stays as it was.
+        """
+        self.cancel_event.clear()
+        return self._compact(focus, "manual", None)
+
+    def _compact(self, focus: str | None, reason: str, run_usage: Usage | None) -> Generator[Event, None, bool]:
         """Replace the history by a compacted one (the endpoint's, or a local summary); True when done.
 
-        A front end runs this for /compact between turns; the loop runs it before a request that would
-        not fit, and after the endpoint refused one for its size.
+        The loop runs this before a request that would not fit, and after the endpoint refused one for
+        its size; a front end, through `compact`.
         """
         items = self.conversation.items
         if not items:
@@ -128,7 +142,9 @@ class ContextKeeping:
             if summary is None:
                 return False
             new = compaction.compacted_history(self.conversation.items, summary, self.window or FALLBACK_WINDOW)
+        self._check_cancel()  # stopped while it was being made: the history stays as it was
         self.conversation.replace(new, {"strategy": strategy, "reason": reason, "tokens_before": before})
+        self._tell_sandbox()  # a sandbox change told in a message the compaction did not keep
         self.meter.forget()
         self._chain = None
         self._unconfirmed = True
@@ -154,8 +170,9 @@ class ContextKeeping:
 
         focused = [user_message(f"[coder] Compacting the conversation; keep in particular: {focus}")] if focus else []
         parts = self.conversation.input_parts(zdr=self.config.zdr, then=focused)
-        window = self.window
+        window, trimmed = self.window, False
         if window and self.context_tokens() >= window * 0.95:  # the compaction request itself must fit
+            trimmed = True
             items = [i for i in self.conversation.items if not (self.config.zdr and i.get("type") == "reasoning"
                                                                  and not i.get("encrypted_content"))]
             kept = compaction.fitting(items, int(window * 0.9) * CHARS_PER_TOKEN - self.meter.fixed)
@@ -167,7 +184,7 @@ class ContextKeeping:
         while True:
             self._check_cancel()
             try:
-                response = self.client.compact(body, new_request_id())
+                response = self._cancellable(lambda: self.client.compact(body, new_request_id()))
                 new = compaction.compact_output(response)
                 break
             except KeyboardInterrupt:
@@ -178,10 +195,13 @@ class ContextKeeping:
             except Exception as exc:
                 self._check_cancel()
                 failure = self.client.classify(exc)
-            if failure.status in (400, 404) and failure.code != CONTEXT_FULL:
-                trust.remember_compact(self._base_url(), False)
-                yield Notice(f"the endpoint has no compaction ({failure.message}); summarizing here instead, "
-                             "from now on for this endpoint")
+            if failure.status in (400, 404, 405) and failure.code != CONTEXT_FULL:
+                # An endpoint without /responses/compact. Unless the body was cut here (the cut could be what
+                # it refused), that is remembered for the base URL.
+                if not trimmed:
+                    self._remember_compact(False)
+                yield Notice(f"the endpoint has no compaction ({failure.message}); summarizing here instead"
+                             + ("" if trimmed else ", from now on for this endpoint"))
                 return None
             attempt += 1
             if not failure.retryable or attempt > self.config.max_retries:
@@ -194,12 +214,39 @@ class ContextKeeping:
             yield Retrying(attempt=attempt, delay=round(delay, 2), reason=failure.message)
             self._sleep(delay)
         if trust.compact_supported(self._base_url()) is not True:
-            trust.remember_compact(self._base_url(), True)
+            self._remember_compact(True)
         usage = Usage.from_response(response.get("usage"))
         self.usage.add(usage)
         if run_usage is not None:
             run_usage.add(usage)
         return new
+
+    def _remember_compact(self, supported: bool) -> None:
+        from coder import trust
+
+        try:
+            trust.remember_compact(self._base_url(), supported)
+        except OSError:  # coder's state folder cannot be written: asked again next time, no harm
+            pass
+
+    def _cancellable(self, call: Callable[[], T]) -> T:
+        """A blocking request that Ctrl-C can leave at once: it runs on a worker; its late answer is dropped."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["value"] = call()
+            except BaseException as e:  # handed to the waiting thread
+                box["error"] = e
+            done.set()
+
+        threading.Thread(target=work, name="coder-compact", daemon=True).start()
+        while not done.wait(0.05):
+            self._check_cancel()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def _summarize(self, focus: str | None, run_usage: Usage | None) -> Generator[Event, None, str | None]:
         """A hand-off note from the model: from the history itself (cache-friendly), or, when that does not
@@ -212,7 +259,9 @@ class ContextKeeping:
         rendered = compaction.render(self.conversation.items, window)
         attempts.append(Raw(json.dumps([user_message(f"{rendered}\n\n{compaction.summary_prompt(focus)}")]).encode()))
         for n, items in enumerate(attempts):
-            body = self.client.request_body(items, None, self.instructions, cache_key=self.session_id)
+            # The same tools as every request (the cached prefix holds), but none may be called.
+            body = self.client.request_body(items, self._tools_json, self.instructions, cache_key=self.session_id,
+                                            tool_choice="none")
             result = yield from quietly(self._request(build=lambda chained, b=body: b, request_id=new_request_id()))
             if result.status == "completed":
                 if run_usage is not None:

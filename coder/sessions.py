@@ -172,7 +172,10 @@ class Session:
         # different sandbox is told in a message appended to the conversation.
         same = config.sandbox == latest.get("sandbox", config.sandbox)
         conversation = Conversation(loaded.items())
-        agent = Agent(config, workspace, conversation=conversation, instructions=latest.get("instructions"))
+        agent = Agent(config, workspace, conversation=conversation,
+                      instructions=latest.get("instructions") if same or conversation.items else None)
+        if conversation.items and not same:
+            agent.described_mode = Mode.parse(latest["sandbox"])
         try:
             transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
         except OSError as e:
@@ -314,13 +317,15 @@ class Session:
         threading.Thread(target=run, name="coder-tidy", daemon=True).start()
 
     def compact(self, focus: str | None = None) -> Iterator[Event]:
-        """Compact the conversation now, between turns (/compact), recorded like a turn's events."""
-        agent = self.agent
-        if not agent.conversation.items:
+        """Compact the conversation now, between turns (/compact), recorded like a turn's events.
+
+        Call it on the thread that can be interrupted from now on: a cancel after this call stops it."""
+        return self._compaction(self.agent.compact(focus or None))
+
+    def _compaction(self, events: Iterator[Event]) -> Iterator[Event]:
+        if not self.agent.conversation.items:
             yield Notice("nothing to compact yet")
             return
-        agent.cancel_event.clear()
-        events = agent.compact(focus or None, "manual")
         try:
             for event in events:
                 if not isinstance(event, _SKIPPED):

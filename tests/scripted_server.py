@@ -227,6 +227,7 @@ class ScriptedServer:
         self.cancelled: list[str] = []
         self.window: int | None = None  # tokens: larger requests get context_length_exceeded
         self.compact_status = 200  # 404: an endpoint without /responses/compact
+        self.compact_delay = 0.0  # seconds before /responses/compact answers
         self.compactions: list[dict[str, Any]] = []  # the bodies /responses/compact received
         self.stored: dict[str, list[dict[str, Any]]] = {}  # store=true: response id -> its whole context
         self.inputs: list[list[dict[str, Any]]] = []  # each /responses request's whole input, chains resolved
@@ -320,6 +321,7 @@ class ScriptedServer:
                 self._record(body, raw)
                 if self.path.endswith("/responses/compact"):
                     srv.compactions.append(body)
+                    time.sleep(srv.compact_delay)
                     if srv.compact_status != 200:
                         return self._json(srv.compact_status, {"error": {"message": "Not found", "type": "invalid_request_error"}})
                     if srv.window is not None and tokens_of(body) > srv.window:

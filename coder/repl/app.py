@@ -14,6 +14,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -26,7 +27,7 @@ from rich.text import Text
 
 from coder.agent import Agent
 from coder.approvals import prefix
-from coder.events import ApprovalRequest, RecordingFailed
+from coder.events import ApprovalRequest, Event, RecordingFailed
 from coder.repl import commands
 from coder.repl.ask import choose
 from coder.repl.completion import CoderCompleter, ProjectFiles
@@ -265,12 +266,13 @@ class Repl:
         with self.turn_lock:
             self.status.running = True
             self.status.set("compacting the conversation")
-            self.turn = threading.Thread(target=self._compaction, args=(focus,), name="coder-compact", daemon=True)
+            events = self.session.compact(focus)  # from here on, Ctrl-C stops it
+            self.turn = threading.Thread(target=self._compaction, args=(events,), name="coder-compact", daemon=True)
             self.turn.start()
 
-    def _compaction(self, focus: str) -> None:
+    def _compaction(self, events: Iterator[Event]) -> None:
         try:
-            for event in self.session.compact(focus):
+            for event in events:
                 self.renderer(event)
         except Exception as e:  # a bug must not kill the session
             self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))

@@ -74,7 +74,7 @@ def test_local_compaction_summarizes_and_keeps_the_users_words(server, make_agen
     server.window = 12_000
 
     def summary(body: dict) -> Reply:
-        assert "tools" not in body  # an ordinary request, without tools
+        assert body["tool_choice"] == "none"  # an ordinary request: the same tools (the cached prefix), none called
         assert SUMMARY_PROMPT[:60] in body["input"][-1]["content"][0]["text"]
         return Reply([reasoning("summing up"), message("NOTE: read f0 to f3; next read f4 and f5.")])
 
@@ -99,10 +99,10 @@ def test_local_compaction_summarizes_and_keeps_the_users_words(server, make_agen
 
 def test_auto_falls_back_to_local_and_remembers_the_endpoint_has_no_compaction(server, make_agent, workspace: Path):
     files(workspace, 6)
-    server.window = 12_000
+    server.window = 14_000
     server.compact_status = 404
     server.add(*reads(4), Reply([message("NOTE one")]), *reads(1, start=4), Reply([message("done")]))
-    events = run(make_agent(context_window=12_000), "go")
+    events = run(make_agent(context_window=14_000), "go")
     assert events[-1].status == "completed"
     assert [e.strategy for e in events_of(events, "context.compacted")] == ["local"]
     assert len(server.compactions) == 1  # tried once
@@ -111,7 +111,7 @@ def test_auto_falls_back_to_local_and_remembers_the_endpoint_has_no_compaction(s
 
     # the next session knows: straight to a local summary
     server.add(*reads(4), Reply([message("NOTE two")]), Reply([message("done")]))
-    events = run(make_agent(context_window=12_000), "again")
+    events = run(make_agent(context_window=14_000), "again")
     assert [e.strategy for e in events_of(events, "context.compacted")] == ["local"]
     assert len(server.compactions) == 1
 
@@ -135,7 +135,7 @@ def test_context_length_exceeded_compacts_and_retries_once(server, make_agent, w
     assert not events_of(events, "error")
     # four reads, the one refused, then the refused request again (it fits now), two more reads and the answer
     assert len(server.bodies) == 8 and len(server.inputs) == 7
-    assert agent.window and agent.window < 11_000  # learned: it stays under it from now on
+    assert agent.window and agent.window < 12_913  # learned: under the size refused, the threshold under 11k
 
 
 def test_a_compaction_that_does_not_help_stops_instead_of_looping(server, make_agent, workspace: Path):
@@ -280,3 +280,74 @@ def test_an_overflow_reported_inside_the_stream_is_recovered_too(server, make_ag
     assert compacted.reason == "overflow" and compacted.strategy == "endpoint"
     assert server.bodies[-1]["input"] == server.compactions[0]["input"][:1] + [
         i for i in server.bodies[-1]["input"] if i["type"] == "compaction"]
+
+
+def test_a_sandbox_change_survives_a_local_compaction_and_a_new_conversation(server, make_agent, workspace):
+    files(workspace, 1)
+    server.add(*reads(1), Reply([message("read")]), Reply([message("NOTE: read f0")]))
+    agent = make_agent(compaction="local")
+    run(agent, "read f0")
+    agent.set_sandbox(Mode.READ_ONLY)
+    events = list(agent.compact())
+    assert events_of(events, "context.compacted")
+    notes = [i for i in agent.conversation.items if i.get("role") == "developer"]
+    assert notes and "read-only" in notes[-1]["content"][0]["text"]  # still told, after the summary
+    assert "workspace-write" in agent.instructions  # the instructions, as sent, are not rewritten
+
+    agent.reset()  # a new conversation: nothing sent yet, so the instructions describe the sandbox now in force
+    assert "read-only" in agent.instructions.split("Sandbox:")[1].splitlines()[0]
+
+
+def test_an_endpoint_that_reports_no_usage_is_judged_by_the_estimate(server, make_agent, workspace):
+    files(workspace, 10)
+    none = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
+    replies = [*reads(10), Reply([message("done")])]
+    for reply in replies:
+        reply.usage = none
+    server.add(*replies)
+    events = run(make_agent(context_window=14_000), "read")
+    assert events[-1].status == "completed", [e.message for e in events_of(events, "error")]
+    assert len(events_of(events, "context.compacted")) >= 2  # compacted more than once, never stopped
+
+
+def test_a_cut_for_the_compaction_request_never_parts_a_call_from_its_reasoning_or_output():
+    from coder.compaction import fitting
+    from tests.conftest import assert_valid_history
+
+    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "the task"}]}]
+    for i in range(6):
+        c = call("read_file", {"path": f"f{i}.txt"})
+        items += [reasoning(f"r{i}"), message(f"reading {i}"), c,
+                  {"type": "function_call_output", "call_id": c["call_id"], "output": "x" * 300}]
+        if i == 3:
+            items.append({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "more"}]})
+    total = len(json.dumps(items))
+    for budget in range(0, total + 200, 37):
+        kept = fitting(items, budget)
+        assert kept[0] is items[0]  # the task is always kept
+        rest = kept[1:]
+        if rest:
+            start = items.index(rest[0])
+            assert rest == items[start:]
+            assert rest[0]["type"] in ("reasoning", "message") and items[start - 1]["type"] != "reasoning"
+            assert len(json.dumps(kept)) <= budget + len(json.dumps(items[0]))
+        assert_valid_history(kept)
+
+
+def test_ctrl_c_stops_the_endpoints_compaction_at_once_and_keeps_the_history(server, make_agent, workspace):
+    import threading
+    import time
+
+    server.add(Reply([message("hello")]))
+    agent = make_agent()
+    run(agent, "hi")
+    before = list(agent.conversation.items)
+    server.compact_delay = 5
+    agent.cancel_event.clear()
+    threading.Timer(0.3, agent.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(agent.compact())
+    assert time.monotonic() - started < 1.5
+    assert agent.conversation.items == before
