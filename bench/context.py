@@ -141,7 +141,7 @@ def long_session(turns: int, strategy: str) -> None:
 
     def step(body: dict) -> Reply:
         counter["largest"] = max(counter["largest"], tokens_of(body))
-        if "tools" not in body:  # a local compaction's summary request
+        if body.get("tool_choice") == "none":  # a local compaction's summary request
             return Reply([message("NOTE: reading data.txt again and again; keep going.")])
         counter["calls"] += 1
         if counter["calls"] >= turns:
