@@ -56,6 +56,9 @@ class ToolContext:
     recorder: Recorder | None = None  # told of each change a tool is about to make, and made (undo)
     registry: Path | None = None  # where placeholders in use are recorded (sandbox.placeholders)
     on_warning: Callable[[str], None] | None = None  # something the user must hear of (not only the model)
+    # What the model has seen of each file (real path: (mtime_ns, size)), so a write can tell that the file
+    # changed on disk since (a command, the user) instead of overwriting that change unseen.
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -68,6 +71,26 @@ class ToolContext:
     @property
     def placeholder_registry(self) -> Path:
         return self.registry or default_registry()
+
+    def saw(self, path: Path) -> None:
+        """The model now knows `path` as it is on disk (it read it, or a tool of ours just wrote it)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self.seen.pop(str(path), None)
+            return
+        self.seen[str(path)] = (st.st_mtime_ns, st.st_size)
+
+    def changed_since_seen(self, path: Path) -> bool:
+        """Whether `path` changed on disk since the model last saw it (False when it never saw it)."""
+        known = self.seen.get(str(path))
+        if known is None:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        return (st.st_mtime_ns, st.st_size) != known
 
     def warn(self, message: str) -> None:
         if self.on_warning is not None:
@@ -105,10 +128,12 @@ def default_registry() -> Path:
 
 @dataclass(frozen=True)
 class Output:
-    """What a tool returns when there is more than text for the model: a diff for front ends."""
+    """What a tool returns when there is more than text: a diff for front ends, or content for the model
+    beyond text (`content`: Responses input content parts, e.g. an `input_image`, sent after the text)."""
 
     text: str
     diff: str = ""
+    content: tuple[dict[str, Any], ...] = ()
 
 
 MAX_DIFF_LINES = 400
