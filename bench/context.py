@@ -77,23 +77,12 @@ def cpu_per_turn(turns: int) -> None:
             print(f"  turn {at:>3}  {statistics.median(window) * 1000:.2f} ms")
 
 
-def prefix_shares(raw: list[bytes]) -> list[float]:
-    shares = []
-    for a, b in zip(raw, raw[1:]):
-        ja, jb = json.loads(a), json.loads(b)
-        sa = json.dumps([ja.get("instructions"), ja.get("tools")]) + "".join(json.dumps(i) for i in ja["input"])
-        sb = json.dumps([jb.get("instructions"), jb.get("tools")]) + "".join(json.dumps(i) for i in jb["input"])
-        common = next((n for n, (x, y) in enumerate(zip(sa, sb)) if x != y), min(len(sa), len(sb)))
-        shares.append(common / len(sa))
-    return shares
-
-
 def cache_friendliness() -> None:
     from coder.agent import Agent
     from coder.config import Config
     from coder.sessions import Session
     from sandbox.policy import Mode
-    from tests.scripted_server import Reply, ScriptedServer, call, message, reasoning
+    from tests.scripted_server import Reply, ScriptedServer, call, message, prefix_shares, reasoning
 
     srv = ScriptedServer()
     with tempfile.TemporaryDirectory() as tmp:

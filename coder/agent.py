@@ -505,7 +505,7 @@ class Agent(ContextKeeping):
                 with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
                     results = list(pool.map(self._execute, batch))
             for call, (result, duration) in zip(batch, results):
-                self.conversation.add_call_output(call["call_id"], result.output)
+                self.conversation.add_call_output(call["call_id"], result.output, result.content)
                 yield ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration, result.diff)
 
     def _execute(self, call: dict[str, Any], ctx: ToolContext | None = None) -> tuple[ToolResult, float]:

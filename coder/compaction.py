@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from coder.context import CHARS_PER_TOKEN
-from coder.conversation import Item, text_of, user_message
+from coder.conversation import Item, call_output_text, text_of, user_message
 
 SUMMARY_PROMPT = """[coder] The conversation has grown too long for the model's context window. Another engineer \
 (an instance of you with none of this conversation) will take over from a hand-off note you write now. \
@@ -116,7 +116,7 @@ def latest_outputs(items: list[Item]) -> list[tuple[Item, str]]:
             continue  # follow-ups after the outputs
         else:
             break
-    return [(calls.get(o["call_id"], {}), str(o.get("output", ""))) for o in reversed(outputs)]
+    return [(calls.get(o["call_id"], {}), call_output_text(o)) for o in reversed(outputs)]
 
 
 def _call_line(call: Item) -> str:
@@ -154,7 +154,7 @@ def render(items: list[Item], window: int) -> str:
         elif kind == "function_call":
             lines.append(f"TOOL CALL {_call_line(item)}")
         elif kind == "function_call_output":
-            lines.append(f"TOOL OUTPUT: {_cut(str(item.get('output', '')), 1200)}")
+            lines.append(f"TOOL OUTPUT: {_cut(call_output_text(item), 1200)}")
         elif kind == "reasoning":
             summary = " ".join(p.get("text", "") for p in item.get("summary") or [] if isinstance(p, dict))
             if summary.strip():

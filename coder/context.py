@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from coder.conversation import call_output_text, output_weight
+
 # Input windows by model family (longest prefix wins). For the gpt-5 family this is the input limit
 # (272k of its 400k; the rest is reserved for output), which is what a request must stay under.
 WINDOWS = {"gpt-5": 272_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000, "o1": 200_000, "o3": 200_000,
@@ -21,6 +23,7 @@ SHRINK_OVER = 4096  # characters: outputs longer than this are shrunk ...
 KEEP_RECENT = 3  # ... once more than this many responses have come after them ...
 SHRINK_KEEP = 1024  # ... to this many characters of their head and of their tail
 SHRINK_NOTE = "[coder: {n} characters of this output were dropped to save context; run the tool again to see them]"
+IMAGE_NOTE = "[coder: the image was dropped to save context; read the file again to see it]"
 
 
 def window_for(model: str, configured: int | None = None) -> int | None:
@@ -88,11 +91,13 @@ def shrinkable(items: list[dict[str, Any]]) -> dict[str, str]:
         output = item.get("output")
         if isinstance(output, str) and len(output) > SHRINK_OVER:  # a shrunk one is far shorter: never twice
             found[item["call_id"]] = shrunk_text(output)
+        elif isinstance(output, list) and any(isinstance(p, dict) and p.get("type") == "input_image" for p in output):
+            found[item["call_id"]] = f"{call_output_text(item)}\n{IMAGE_NOTE}"
     return found
 
 
 def savings(items: list[dict[str, Any]], outputs: dict[str, str]) -> int:
     """Tokens that shrinking `outputs` would save."""
-    before = sum(len(i["output"]) for i in items
+    before = sum(output_weight(i["output"]) for i in items
                  if i.get("type") == "function_call_output" and i.get("call_id") in outputs)
     return estimate(before - sum(len(t) for t in outputs.values()))

@@ -59,6 +59,35 @@ def text_of(item: Item) -> str:
     return "\n".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("text"))
 
 
+IMAGE_WEIGHT = 4000  # bytes an image counts for in `size`: about what providers charge for one, in tokens x 4
+
+
+def call_output_text(item: Item) -> str:
+    """A function_call_output's text; content that is not text (an image) shows as a marker."""
+    output = item.get("output", "")
+    if isinstance(output, str):
+        return output
+    return "\n".join(p.get("text", "") if p.get("type") == "input_text" else f"[{p.get('type', 'content')}]"
+                     for p in output if isinstance(p, dict))
+
+
+def _weight(item: Item, data: bytes) -> int:
+    """What an item counts for in the history's size: its bytes, but an image as what it costs in tokens."""
+    output = item.get("output")
+    if not isinstance(output, list):
+        return len(data)
+    images = [p for p in output if isinstance(p, dict) and p.get("type") == "input_image"]
+    return len(data) - sum(len(str(p.get("image_url") or "")) for p in images) + IMAGE_WEIGHT * len(images)
+
+
+def output_weight(output: str | list[dict[str, Any]]) -> int:
+    """What a call's output counts for (see _weight)."""
+    if isinstance(output, str):
+        return len(output)
+    return sum(IMAGE_WEIGHT if p.get("type") == "input_image" else len(str(p.get("text", "")))
+               for p in output if isinstance(p, dict))
+
+
 def output_text(item: Item) -> str:
     """The text of an assistant message (its output_text parts)."""
     content = item.get("content")
@@ -90,7 +119,7 @@ class Conversation:
         data = text.encode("utf-8")
         self.items.append(item)
         self._encoded.append(data)
-        self.size += len(data) + 1
+        self.size += _weight(item, data) + 1
         self._loose += len(data) + 1
         if self._loose >= BLOCK:
             self._blocks.append(b",".join(self._encoded[self._blocked:]))
@@ -156,10 +185,12 @@ class Conversation:
         for item in output:
             self._append(item)
 
-    def add_call_output(self, call_id: str, output: str) -> None:
+    def add_call_output(self, call_id: str, output: str, content: tuple[dict[str, Any], ...] = ()) -> None:
+        """A call's answer: its text, or (with `content`, e.g. an image) the text and then the content parts."""
         if call_id not in self._open:
             raise ConversationError(f"no open function_call with call_id {call_id!r}")
-        self._append({"type": "function_call_output", "call_id": call_id, "output": output})
+        value: str | list[dict[str, Any]] = [{"type": "input_text", "text": output}, *content] if content else output
+        self._append({"type": "function_call_output", "call_id": call_id, "output": value})
 
     def close_open_calls(self, reason: str) -> list[str]:
         """Answer every open call with `reason`, so the history stays valid."""

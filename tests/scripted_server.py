@@ -219,6 +219,21 @@ def tokens_of(body: dict[str, Any]) -> int:
     return len(json.dumps([body.get("instructions"), body.get("tools"), body.get("input")])) // 4
 
 
+def prefix_shares(raw: list[bytes]) -> list[float]:
+    """For each request body, how much of it the next one repeats byte for byte (instructions, tools,
+    then the input items in order): what a provider's prompt cache can reuse."""
+    def prompt(body: bytes) -> str:
+        data = json.loads(body)
+        return json.dumps([data.get("instructions"), data.get("tools")]) + "".join(json.dumps(i) for i in data["input"])
+
+    shares = []
+    for a, b in zip(raw, raw[1:]):
+        sa, sb = prompt(a), prompt(b)
+        common = next((n for n, (x, y) in enumerate(zip(sa, sb)) if x != y), min(len(sa), len(sb)))
+        shares.append(common / len(sa))
+    return shares
+
+
 class ScriptedServer:
     def __init__(self) -> None:
         self.script: list[Reply | Callable[[dict[str, Any]], Reply]] = []

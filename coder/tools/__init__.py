@@ -43,6 +43,7 @@ class ToolResult:
     output: str
     ok: bool
     diff: str = ""  # a file change, for front ends to show
+    content: tuple[dict[str, Any], ...] = ()  # for the model, after the text: an image read_file returns
 
 
 def schemas(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -71,11 +72,11 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         )
     except ToolError as e:
         return ToolResult(f"Error: {name}: {e}", False)
-    diff = ""
+    diff, content = "", ()
     try:
         output = tool.run(ctx, args)
         if isinstance(output, Output):
-            output, diff = output.text, output.diff
+            output, diff, content = output.text, output.diff, output.content
         ok = True
     except (ToolError, PathDenied) as e:
         output, ok = f"Error: {e}", False
@@ -84,4 +85,4 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         output, ok = f"Error: {name}: {e.strerror or e}{where}", False
     except Exception as e:  # a tool bug must not end the run or orphan the call
         output, ok = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}", False
-    return ToolResult(truncate_middle(output), ok, diff)
+    return ToolResult(truncate_middle(output), ok, diff, content)

@@ -13,7 +13,7 @@ from coder.compaction import LATEST_PREFIX, SUMMARY_PREFIX, SUMMARY_PROMPT
 from coder.context import SHRINK_KEEP
 from sandbox.policy import Mode
 from tests.core.conftest import assert_valid_history, events_of, run
-from tests.scripted_server import Reply, call, message, reasoning, tokens_of
+from tests.scripted_server import Reply, call, message, prefix_shares, reasoning, tokens_of
 
 BIG = 8000  # characters of each file the model reads: about 2,000 tokens of output
 
@@ -182,18 +182,6 @@ def test_old_long_outputs_are_shrunk_once_in_a_batch(server, make_agent, workspa
     assert_valid_history(last)
 
 
-def prefix_share(raw: list[bytes]) -> list[float]:
-    """For each request, how much of it the next one repeats byte for byte (instructions, tools, input)."""
-    shares = []
-    for a, b in zip(raw, raw[1:]):
-        ja, jb = json.loads(a), json.loads(b)
-        sa = json.dumps([ja.get("instructions"), ja.get("tools")]) + "".join(json.dumps(i) for i in ja["input"])
-        sb = json.dumps([jb.get("instructions"), jb.get("tools")]) + "".join(json.dumps(i) for i in jb["input"])
-        common = next((n for n, (x, y) in enumerate(zip(sa, sb)) if x != y), min(len(sa), len(sb)))
-        shares.append(common / len(sa))
-    return shares
-
-
 def test_a_sandbox_change_is_a_message_and_the_prefix_stays(server, make_agent, workspace: Path):
     files(workspace, 2)
     server.add(*reads(1), Reply([message("one")]), *reads(1, start=1), Reply([message("two")]))
@@ -205,7 +193,7 @@ def test_a_sandbox_change_is_a_message_and_the_prefix_stays(server, make_agent, 
 
     assert agent.instructions == before
     assert all(b["instructions"] == before for b in server.bodies)
-    assert prefix_share(server.raw_bodies) == [1.0, 1.0, 1.0]
+    assert prefix_shares(server.raw_bodies) == [1.0, 1.0, 1.0]
     third = server.bodies[2]["input"]
     note = next(x for x in third if x.get("role") == "developer")
     assert "read-only" in note["content"][0]["text"]
