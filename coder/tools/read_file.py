@@ -2,79 +2,310 @@
 
 Numbered lines let the model cite and edit precisely; the window, the per-line
 cut and the character budget keep any file, however large, within one reply.
-The file is read line by line, never loaded whole.
+The file is never loaded whole: one pass in large chunks counts its lines
+(counting b"\\n" bytes, so a late offset costs about as much as an early one)
+and finds where the window starts, then only the window is decoded.
+
+What the bytes are comes from `textcodec`: UTF-8 (a BOM is not shown), UTF-16
+and UTF-32 (with or without BOM, decoded incrementally), and anything else that
+is not valid UTF-8 is shown as latin-1 with a first line saying so, the way
+edit_file and write_file read it back. Files with a binary signature are
+described in one line; PNG, JPEG, GIF and WebP images within MAX_IMAGE_BYTES
+are handed to the model as an image.
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 import os
 import stat
 from typing import Any, BinaryIO
 
-from coder.tools.base import MAX_OUTPUT_CHARS, Param, Tool, ToolContext, ToolError
+from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError
 from coder.tools.pathhints import missing_path_message
+from coder.tools.textcodec import SNIFF_BYTES, BinaryFile, Encoding, binary_kind, sniff
 from sandbox.paths import NotRegularFile, display, open_file, resolve_read
 
 DEFAULT_LIMIT = 2000
 MAX_LIMIT = 5000
 MAX_LINE_CHARS = 2000
-BINARY_SNIFF_BYTES = 8192
-CHUNK = 64 * 1024
+CHUNK = 64 * 1024  # read size while decoding the window
+SCAN_CHUNK = 1 << 20  # read size while counting lines
 # Room left under MAX_OUTPUT_CHARS for the closing note.
 BUDGET = MAX_OUTPUT_CHARS - 500
 
+# Images handed to the model as an image (Responses `input_image` content), by signature.
+IMAGE_TYPES = {
+    "PNG image": "image/png",
+    "JPEG image": "image/jpeg",
+    "GIF image": "image/gif",
+    "WebP image": "image/webp",
+}
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+IMAGE_HEAD_BYTES = 256 * 1024  # where the pixel size of an image too large to send is looked for
 
-def count_lines(f: BinaryIO) -> int:
-    """Lines in the file: newlines, plus one for a last line without a newline."""
-    f.seek(0)
-    n, last = 0, b""
-    while chunk := f.read(1 << 20):
-        n += chunk.count(b"\n")
+_BYTE_CODECS = ("utf-8", "latin-1")  # one b"\n" byte is one line end, at any offset
+
+
+class _Lines:
+    """The lines of a binary file from its current position, decoded as they are read.
+
+    Only what a line shows is kept (MAX_LINE_CHARS), so a line of any length costs
+    little memory; a line ends at "\\n" only, and a "\\r" before it is not shown.
+    """
+
+    def __init__(self, f: BinaryIO, codec: str) -> None:
+        self.f = f
+        self.decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def _fill(self) -> bool:
+        """Decode the next piece of the file into the (used up) buffer; False when nothing is left."""
+        if self.eof:
+            return False
+        raw = self.f.read(CHUNK)
+        text = self.decoder.decode(raw, final=not raw)
+        self.eof = not raw
+        self.buf, self.pos = text, 0
+        return bool(text) or not self.eof
+
+    def skip(self, count: int) -> None:
+        """Pass over `count` lines."""
+        while count > 0:
+            if self.pos >= len(self.buf) and not self._fill():
+                return
+            ends = self.buf.count("\n", self.pos)
+            if ends < count:
+                count -= ends
+                self.pos = len(self.buf)
+                continue
+            for _ in range(count):
+                self.pos = self.buf.find("\n", self.pos) + 1
+            return
+
+    def read(self) -> str | None:
+        """The next line without its line ending, cut to MAX_LINE_CHARS with a marker; None at the end."""
+        kept: list[str] = []
+        kept_len = total = 0
+        got = ended = cr = False
+        while True:
+            if self.pos >= len(self.buf):
+                if not self._fill():
+                    break
+                continue
+            got = True
+            i = self.buf.find("\n", self.pos)
+            end = i if i >= 0 else len(self.buf)
+            if end > self.pos:
+                if kept_len < MAX_LINE_CHARS:
+                    part = self.buf[self.pos:min(end, self.pos + MAX_LINE_CHARS - kept_len)]
+                    kept.append(part)
+                    kept_len += len(part)
+                total += end - self.pos
+                cr = self.buf[end - 1] == "\r"
+            if i >= 0:
+                self.pos = i + 1
+                ended = True
+                break
+            self.pos = end
+        if not got:
+            return None
+        line = "".join(kept)
+        if ended and cr:
+            total -= 1
+            line = line[:total]
+        if total > MAX_LINE_CHARS:
+            line += f"... [line truncated: {total} chars]"
+        return line
+
+
+def _scan_bytes(f: BinaryIO, start: int, offset: int, check_utf8: bool) -> tuple[int, int | None, bool]:
+    """One pass from `start`: (lines, byte position where line `offset` starts or None, valid UTF-8).
+
+    Counts b"\\n" in large chunks; valid UTF-8 is checked only when asked, and ASCII chunks skip it.
+    """
+    f.seek(start)
+    decoder = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
+    valid = True
+    lines = 0
+    where = start if offset == 1 else None
+    pos = start
+    last = b""
+    while chunk := f.read(SCAN_CHUNK):
+        ends = chunk.count(b"\n")
+        if where is None and lines + ends >= offset - 1:
+            i = -1
+            for _ in range(offset - 1 - lines):
+                i = chunk.index(b"\n", i + 1)
+            where = pos + i + 1
+        lines += ends
+        pos += len(chunk)
         last = chunk
-    return n + (1 if last and not last.endswith(b"\n") else 0)
+        if decoder is not None and valid and not (chunk.isascii() and not decoder.getstate()[0]):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                valid = False
+    if decoder is not None and valid:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+    if last and not last.endswith(b"\n"):
+        lines += 1
+    if where is not None and where >= pos:  # the offset is the line after a final newline: there is none
+        where = None
+    return lines, where, valid
 
 
-def _skip_line(f: BinaryIO) -> bool:
-    """Advance past one line; False at end of file."""
-    while piece := f.readline(CHUNK):
-        if piece.endswith(b"\n"):
-            return True
-    return False
-
-
-def _read_line(f: BinaryIO) -> str | None:
-    """The next line without its line ending, cut to MAX_LINE_CHARS with a marker."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    kept: list[str] = []
-    kept_len = total = 0
-    got_any = False
+def _count_decoded(f: BinaryIO, start: int, codec: str) -> int:
+    """Lines of a file in a codec where b"\\n" bytes are not line ends (UTF-16/32), decoded in chunks."""
+    f.seek(start)
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    lines = 0
+    last = ""
     while True:
-        piece = f.readline(CHUNK)
-        if not piece:
-            text = decoder.decode(b"", final=True)
-        else:
-            got_any = True
-            ended = piece.endswith(b"\n")
-            if ended:
-                piece = piece[:-2] if piece.endswith(b"\r\n") else piece[:-1]
-            text = decoder.decode(piece, final=ended)
-        total += len(text)
-        if kept_len < MAX_LINE_CHARS:
-            part = text[: MAX_LINE_CHARS - kept_len]
-            kept.append(part)
-            kept_len += len(part)
-        if not piece or ended:
+        raw = f.read(SCAN_CHUNK)
+        text = decoder.decode(raw, final=not raw)
+        lines += text.count("\n")
+        if text:
+            last = text[-1]
+        if not raw:
             break
-    if not got_any:
+    return lines + (1 if last and last != "\n" else 0)
+
+
+def _header(encoding: Encoding, valid_utf8: bool) -> str | None:
+    """The first line of the output when the file is not plain UTF-8 (None when it is)."""
+    if encoding.codec == "latin-1":
+        return "(not valid UTF-8: shown as latin-1, one character per byte)"
+    if encoding.codec == "utf-8":
+        if not encoding.bom:
+            return None
+        if not valid_utf8:
+            return "(UTF-8 with BOM, the BOM not shown; bytes that are not valid UTF-8 are shown as \ufffd)"
+        return "(UTF-8 with BOM; the BOM is not shown)"
+    return f"({encoding.codec.upper()} text{' with BOM' if encoding.bom else ''}, shown decoded)"
+
+
+def _read_text(f: BinaryIO, size: int, encoding: Encoding, shown: str, offset: int, limit: int) -> str:
+    start = len(encoding.bom)
+    valid = True
+    if encoding.codec in _BYTE_CODECS:
+        total, where, valid = _scan_bytes(f, start, offset, check_utf8=encoding.codec == "utf-8")
+        if not valid and not encoding.bom:
+            encoding = Encoding("latin-1")  # as textcodec.decode takes it, so edits match what was shown
+    else:
+        total, where = _count_decoded(f, start, encoding.codec), None
+    if total == 0:
+        return f"{shown} has no text: only a {encoding.codec.upper()} byte-order mark ({size} bytes)"
+    if offset > total:
+        raise ToolError(f"offset {offset} is past the end of {shown}: the file has {total} lines")
+    f.seek(start if where is None else where)
+    lines = _Lines(f, encoding.codec)
+    if where is None:  # UTF-16/32: found by decoding
+        lines.skip(offset - 1)
+    out: list[str] = []
+    header = _header(encoding, valid)
+    if header:
+        out.append(header)
+    size_used = 0
+    last = offset - 1
+    budget_hit = False
+    while last < min(total, offset + limit - 1):
+        line = lines.read()
+        if line is None:
+            break
+        entry = f"{last + 1:>6}\t{line}"
+        if last >= offset and size_used + len(entry) + 1 > BUDGET:
+            budget_hit = True
+            break
+        out.append(entry)
+        size_used += len(entry) + 1
+        last += 1
+    if last < total:
+        why = f"output limit of {MAX_OUTPUT_CHARS} chars reached; " if budget_hit else ""
+        out.append(
+            f"\n(showing lines {offset}-{last} of {total}; {why}"
+            f"call read_file with offset={last + 1} to read more)"
+        )
+    return "\n".join(out)
+
+
+def image_size(kind: str, data: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels from an image's header, when it can be read from `data`."""
+    try:
+        if kind == "PNG image" and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if kind == "GIF image" and len(data) >= 10:
+            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        if kind == "WebP image":
+            chunk = data[12:16]
+            if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a" and len(data) >= 30:
+                return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                        int.from_bytes(data[28:30], "little") & 0x3FFF)
+            if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+                bits = int.from_bytes(data[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8X" and len(data) >= 30:
+                return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+            return None
+        if kind == "JPEG image":
+            return _jpeg_size(data)
+    except IndexError:
         return None
-    line = "".join(kept)
-    if total > MAX_LINE_CHARS:
-        line += f"... [line truncated: {total} chars]"
-    return line
+    return None
 
 
-def run(ctx: ToolContext, args: dict[str, Any]) -> str:
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk a JPEG's segments to its frame header (SOFn), which holds the pixel size."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before it
+            return None
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                return None
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+def _read_image(f: BinaryIO, kind: str, size: int, shown: str) -> str | Output:
+    f.seek(0)
+    data = f.read(MAX_IMAGE_BYTES + 1 if size <= MAX_IMAGE_BYTES else IMAGE_HEAD_BYTES)
+    pixels = image_size(kind, data)
+    what = f"{kind}, " + (f"{pixels[0]}x{pixels[1]} pixels, " if pixels else "")
+    if size > MAX_IMAGE_BYTES or len(data) > MAX_IMAGE_BYTES:  # (or it grew while being read)
+        size = max(size, os.fstat(f.fileno()).st_size)
+        return (f"Image not shown: {shown} ({what}{size} bytes) is larger than the "
+                f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB ({MAX_IMAGE_BYTES} bytes) limit for images")
+    if not pixels or 0 in pixels:
+        # The provider refuses a request with an image it cannot decode, and the image would stay in the history.
+        return f"Image not shown: {shown} ({kind}, {len(data)} bytes) has no readable size in its header (damaged?)"
+    url = f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(data).decode('ascii')}"
+    return Output(
+        text=f"Image: {shown} ({what}{len(data)} bytes), attached below for you to view",
+        content=({"type": "input_image", "image_url": url, "detail": "auto"},),
+    )
+
+
+def run(ctx: ToolContext, args: dict[str, Any]) -> str | Output:
     policy = ctx.policy
     real = resolve_read(policy, args["path"])
     shown = display(policy, real)
@@ -103,39 +334,23 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     st = os.fstat(fd)
     with os.fdopen(fd, "rb") as f:
         if st.st_size == 0:
-            return f"{shown} is empty (0 bytes)"
-        if b"\x00" in f.read(BINARY_SNIFF_BYTES):
-            return f"Binary file: {shown} ({st.st_size} bytes); not shown"
-        total = count_lines(f)
-        if offset > total:
-            raise ToolError(
-                f"offset {offset} is past the end of {shown}: the file has {total} lines"
-            )
-        f.seek(0)
-        for _ in range(offset - 1):
-            _skip_line(f)
-        out: list[str] = []
-        size = 0
-        last = offset - 1
-        budget_hit = False
-        while last < min(total, offset + limit - 1):
-            line = _read_line(f)
-            if line is None:
-                break
-            entry = f"{last + 1:>6}\t{line}"
-            if out and size + len(entry) + 1 > BUDGET:
-                budget_hit = True
-                break
-            out.append(entry)
-            size += len(entry) + 1
-            last += 1
-    if last < total:
-        why = f"output limit of {MAX_OUTPUT_CHARS} chars reached; " if budget_hit else ""
-        out.append(
-            f"\n(showing lines {offset}-{last} of {total}; {why}"
-            f"call read_file with offset={last + 1} to read more)"
-        )
-    return "\n".join(out)
+            result: str | Output = f"{shown} is empty (0 bytes)"
+        else:
+            head = f.read(SNIFF_BYTES)
+            kind = binary_kind(head)
+            if kind in IMAGE_TYPES:
+                result = _read_image(f, kind, st.st_size, shown)
+            else:
+                try:
+                    encoding = sniff(head)
+                except BinaryFile as e:
+                    what = "" if str(e) == "binary data" else f"{e}, "
+                    result = f"Binary file: {shown} ({what}{st.st_size} bytes); not shown"
+                else:
+                    result = _read_text(f, st.st_size, encoding, shown, offset, limit)
+    # What the model saw is the file as it was opened: a change made during the read still counts as unseen.
+    ctx.seen[str(real)] = (st.st_mtime_ns, st.st_size)
+    return result
 
 
 TOOL = Tool(
@@ -144,8 +359,9 @@ TOOL = Tool(
         "Read a text file, with line numbers (cat -n style: number, tab, line). "
         f"Shows up to {DEFAULT_LIMIT} lines from `offset` (max {MAX_LIMIT}); lines longer than "
         f"{MAX_LINE_CHARS} characters are cut. When the file goes on, a final note says which "
-        "offset to read next. Binary files are not shown. Relative paths are taken from the "
-        "workspace root."
+        "offset to read next. Text not in UTF-8 is shown decoded, after a line naming its encoding. "
+        f"PNG, JPEG, GIF and WebP images (up to {MAX_IMAGE_BYTES // (1024 * 1024)} MB) are shown to you as "
+        "images; other binary files are not shown. Relative paths are taken from the workspace root."
     ),
     params={
         "path": Param("string", "File to read, relative to the workspace root or absolute."),

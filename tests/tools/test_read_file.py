@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -95,9 +98,11 @@ def test_binary_file_refused_with_size(ctx, workspace: Path):
     assert read(ctx, path="blob.bin") == "Binary file: blob.bin (1028 bytes); not shown"
 
 
-def test_non_utf8_bytes_are_replaced(ctx, workspace: Path):
-    (workspace / "latin.txt").write_bytes(b"caf\xe9 cr\xe8me\nok\n")
-    assert read(ctx, path="latin.txt") == "     1\tcaf\ufffd cr\ufffdme\n     2\tok"
+def test_latin1_is_shown_decoded_with_a_first_line_saying_so(ctx, workspace: Path):
+    (workspace / "latin.txt").write_bytes(b"caf\xe9 cr\xe8me\r\nok\n")
+    assert read(ctx, path="latin.txt") == (
+        "(not valid UTF-8: shown as latin-1, one character per byte)\n     1\tcaf\u00e9 cr\u00e8me\n     2\tok"
+    )
 
 
 def test_empty_file(ctx, workspace: Path):
@@ -180,3 +185,182 @@ def test_own_environment_through_proc_refused(ctx: ToolContext) -> None:
                  f"/proc/{os.getpid()}/environ"):
         out, ok = call(ctx, path=path)
         assert not ok and "kernel interface the file tools do not open" in out
+
+
+# --- Encodings -------------------------------------------------------------------------------------------
+
+TEXT = "first line\r\nsecond: caf\u00e9 \u20ac\r\n\r\nlast, no newline"
+WINDOW = "\n".join([numbered(1, "first line"), numbered(2, "second: caf\u00e9 \u20ac"), numbered(3, ""),
+                    numbered(4, "last, no newline")])
+
+
+@pytest.mark.parametrize("codec,bom,header", [
+    ("utf-16-le", True, "(UTF-16-LE text with BOM, shown decoded)"),
+    ("utf-16-be", True, "(UTF-16-BE text with BOM, shown decoded)"),
+    ("utf-16-le", False, "(UTF-16-LE text, shown decoded)"),
+    ("utf-16-be", False, "(UTF-16-BE text, shown decoded)"),
+    ("utf-32-le", True, "(UTF-32-LE text with BOM, shown decoded)"),
+    ("utf-32-be", False, "(UTF-32-BE text, shown decoded)"),
+    ("utf-8", True, "(UTF-8 with BOM; the BOM is not shown)"),
+], ids=["utf16le-bom", "utf16be-bom", "utf16le", "utf16be", "utf32le-bom", "utf32be", "utf8-bom"])
+def test_unicode_encodings_are_shown_decoded_with_crlf_and_offsets(ctx, workspace: Path, codec, bom, header):
+    (workspace / "t.txt").write_bytes((("\ufeff" if bom else "") + TEXT).encode(codec))
+    assert read(ctx, path="t.txt") == f"{header}\n{WINDOW}"
+    assert read(ctx, path="t.txt", offset=2, limit=2) == "\n".join([
+        header, numbered(2, "second: caf\u00e9 \u20ac"), numbered(3, ""), "",
+        "(showing lines 2-3 of 4; call read_file with offset=4 to read more)"])
+    assert read(ctx, path="t.txt", offset=4) == f"{header}\n{numbered(4, 'last, no newline')}"
+    out, ok = call(ctx, path="t.txt", offset=5)
+    assert (out, ok) == ("Error: offset 5 is past the end of t.txt: the file has 4 lines", False)
+
+
+def test_only_a_bom_is_said_to_have_no_text(ctx, workspace: Path):
+    (workspace / "bom.txt").write_bytes(b"\xff\xfe")
+    assert read(ctx, path="bom.txt") == "bom.txt has no text: only a UTF-16-LE byte-order mark (2 bytes)"
+
+
+def test_wide_text_keeps_within_the_output_budget(ctx, workspace: Path):
+    (workspace / "wide.txt").write_bytes(("\ufeff" + "".join(f"{i:05d}" + "w" * 195 + "\r\n"
+                                                             for i in range(1, 3001))).encode("utf-16-le"))
+    out = read(ctx, path="wide.txt", limit=5000)
+    assert len(out) < MAX_OUTPUT_CHARS
+    header, *body, blank, note = out.splitlines()
+    last = len(body)
+    assert header == "(UTF-16-LE text with BOM, shown decoded)"
+    assert 150 <= last < 3000 and body[-1] == numbered(last, f"{last:05d}" + "w" * 195)
+    assert note.startswith(f"(showing lines 1-{last} of 3000; output limit of {MAX_OUTPUT_CHARS} chars reached")
+
+
+def test_pdf_without_nul_bytes_is_binary(ctx, workspace: Path):
+    pdf = b"%PDF-1.7\n" + b"".join(b"%d 0 obj << /Type /Page >> endobj\n" % i for i in range(400))
+    assert b"\x00" not in pdf[:8192]
+    (workspace / "doc.pdf").write_bytes(pdf)
+    assert read(ctx, path="doc.pdf") == f"Binary file: doc.pdf (PDF document, {len(pdf)} bytes); not shown"
+
+
+# --- Large files: a late offset, and line ends across chunk edges -------------------------------------
+
+
+def test_late_offset_in_a_big_file_whose_last_line_is_latin1(ctx, workspace: Path):
+    """Whether the file is UTF-8 is decided over all of it (as edit_file and write_file decode it)."""
+    lines = [f"line {i} " + "z" * 20 for i in range(1, 150_001)] + ["caf\xe9"]
+    (workspace / "big.txt").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    assert (workspace / "big.txt").stat().st_size > 4_000_000
+    header = "(not valid UTF-8: shown as latin-1, one character per byte)"
+    assert read(ctx, path="big.txt", offset=149_999) == "\n".join(
+        [header, numbered(149_999, lines[149_998]), numbered(150_000, lines[149_999]), numbered(150_001, "caf\xe9")])
+    assert read(ctx, path="big.txt", limit=1).splitlines()[:2] == [header, numbered(1, lines[0])]
+
+
+def test_late_offset_in_a_big_utf16_file(ctx, workspace: Path):
+    lines = [f"row {i} \u00e9" for i in range(1, 200_001)]
+    (workspace / "big16.txt").write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-16-be"))
+    assert read(ctx, path="big16.txt", offset=199_999, limit=5) == "\n".join([
+        "(UTF-16-BE text with BOM, shown decoded)", numbered(199_999, lines[-2]), numbered(200_000, lines[-1])])
+
+
+CHUNKY = ["a\u00e9\u20ac\U0001F600", "", "\r", "crlf here", "x" * 9, "tail"]
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-8", False), ("utf-16-le", True)])
+def test_lines_across_chunk_edges(ctx, workspace: Path, monkeypatch, codec, bom):
+    """Every chunk size from 1 byte up puts a chunk edge inside each line, line end and character."""
+    (workspace / "c.txt").write_bytes((("\ufeff" if bom else "") + "\r\n".join(CHUNKY)).encode(codec))
+    expected = [numbered(i, line) for i, line in enumerate(CHUNKY, 1)]
+    for size in range(1, 14):
+        monkeypatch.setattr(read_file, "SCAN_CHUNK", size)
+        monkeypatch.setattr(read_file, "CHUNK", size)
+        for offset in range(1, len(CHUNKY) + 1):
+            out = read(ctx, path="c.txt", offset=offset, limit=2).split("\n")  # (a lone "\r" is in a line)
+            if bom:
+                assert out.pop(0) == "(UTF-16-LE text with BOM, shown decoded)"
+            assert out[:2] == expected[offset - 1:offset + 1], (size, offset)
+        monkeypatch.setattr(read_file, "MAX_LINE_CHARS", 3)
+        assert numbered(5, "xxx... [line truncated: 9 chars]") in read(ctx, path="c.txt", offset=5, limit=1).split("\n")
+        monkeypatch.setattr(read_file, "MAX_LINE_CHARS", 2000)
+
+
+def test_invalid_utf8_split_by_chunk_edges_past_the_sniffed_head(ctx, workspace: Path, monkeypatch):
+    """A lead byte, ASCII, then a continuation byte: invalid however the chunks fall, even when the middle
+    chunk is all ASCII."""
+    (workspace / "late.txt").write_bytes(b"ok\n" * 3000 + b"caf\xc3x\xa9\n")
+    for size in (1, 2, 3, 4, 1 << 20):
+        monkeypatch.setattr(read_file, "SCAN_CHUNK", size)
+        assert read(ctx, path="late.txt", offset=3001) == (
+            "(not valid UTF-8: shown as latin-1, one character per byte)\n" + numbered(3001, "caf\u00c3x\u00a9"))
+
+
+# --- Images -----------------------------------------------------------------------------------------------
+
+
+def png(width: int, height: int, pixels: bytes | None = None, level: int = 9) -> bytes:
+    """A valid RGB PNG, built by hand: signature, IHDR, IDAT (zlib of filtered rows), IEND."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = width * 3
+    pixels = pixels if pixels is not None else bytes((x * 40) % 256 for x in range(row * height))
+    raw = b"".join(b"\x00" + pixels[y * row:(y + 1) * row] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, level)) + chunk(b"IEND", b""))
+
+
+# The classic 1x1 GIF: header, logical screen, 2-colour table, image descriptor, LZW data, trailer.
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00"
+       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+# SOI, a JFIF APP0 segment, then SOF0 (8-bit, height 3, width 5, one component), EOI.
+JPEG = (b"\xff\xd8" + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + b"\xff\xc0\x00\x0b\x08\x00\x03\x00\x05\x01\x01\x11\x00" + b"\xff\xd9")
+
+
+def webp(chunk: bytes, payload: bytes) -> bytes:
+    body = b"WEBP" + chunk + struct.pack("<I", len(payload)) + payload
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+# VP8L: signature 0x2F, then width-1 and height-1 in 14 bits each (7x4 here).
+WEBP_LOSSLESS = webp(b"VP8L", b"\x2f" + struct.pack("<I", (7 - 1) | ((4 - 1) << 14)) + b"\x00" * 8)
+# VP8X: flags, 3 reserved bytes, then canvas width-1 and height-1 in 24 bits each (300x200 here).
+WEBP_EXTENDED = webp(b"VP8X", b"\x00\x00\x00\x00" + (300 - 1).to_bytes(3, "little") + (200 - 1).to_bytes(3, "little"))
+
+
+@pytest.mark.parametrize("name,data,mime,pixels", [
+    ("dot.png", png(3, 2), "image/png", "3x2"),
+    ("dot.gif", GIF, "image/gif", "1x1"),
+    ("photo.jpg", JPEG, "image/jpeg", "5x3"),
+    ("lossless.webp", WEBP_LOSSLESS, "image/webp", "7x4"),
+    ("extended.webp", WEBP_EXTENDED, "image/webp", "300x200"),
+], ids=["png", "gif", "jpeg", "webp-vp8l", "webp-vp8x"])
+def test_images_are_handed_to_the_model(ctx, workspace: Path, name, data, mime, pixels):
+    (workspace / name).write_bytes(data)
+    out = read(ctx, path=name)
+    kind = {"image/png": "PNG", "image/gif": "GIF", "image/jpeg": "JPEG", "image/webp": "WebP"}[mime]
+    assert out.text == f"Image: {name} ({kind} image, {pixels} pixels, {len(data)} bytes), attached below for you to view"
+    assert out.content == ({"type": "input_image", "detail": "auto",
+                            "image_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"},)
+    result = call_tool(ctx, "read_file", json.dumps({"path": name}))
+    assert result.ok and result.output == out.text and result.content == out.content
+
+
+def test_image_over_the_limit_is_refused_with_its_size(ctx, workspace: Path):
+    data = png(1400, 1400, os.urandom(1400 * 1400 * 3), level=0)
+    assert len(data) > read_file.MAX_IMAGE_BYTES
+    (workspace / "huge.png").write_bytes(data)
+    assert read(ctx, path="huge.png") == (
+        f"Image not shown: huge.png (PNG image, 1400x1400 pixels, {len(data)} bytes) is larger than the "
+        f"5 MB ({read_file.MAX_IMAGE_BYTES} bytes) limit for images")
+
+
+def test_image_without_a_readable_header_is_not_sent(ctx, workspace: Path):
+    """A provider refuses a request holding an image it cannot decode: a damaged one is only described."""
+    (workspace / "cut.png").write_bytes(png(3, 2)[:20])
+    assert read(ctx, path="cut.png") == "Image not shown: cut.png (PNG image, 20 bytes) has no readable size in its header (damaged?)"
+
+
+def test_a_read_records_what_the_model_saw(ctx, workspace: Path):
+    f = workspace / "seen.txt"
+    f.write_text("v1\n")
+    read(ctx, path="seen.txt")
+    assert not ctx.changed_since_seen(f)
+    f.write_text("version 2\n")
+    assert ctx.changed_since_seen(f)
