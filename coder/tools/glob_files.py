@@ -4,6 +4,15 @@ Newest-first puts the files someone is working on at the top. `rg --files -g`
 gives gitignore-aware matching; it runs from the search folder, so patterns
 with a slash are anchored there. Only the newest MAX_RESULTS are kept while
 streaming, so a huge tree costs time, not memory.
+
+rg matches a glob literally against paths relative to the search folder, so the
+forms models write are read as meant first: `./` `//` `/./` dropped, an absolute
+or `~` pattern under the search folder made relative, a repeated search folder
+(`path="src"`, `src/**/*.py`) dropped. A pattern that points elsewhere is refused
+with the call to make instead; the refusal is decided from the text alone, so it
+tells nothing about what exists there. An empty result says why when a quick look
+can tell. The pattern is only a filter: every reported path is checked against
+the deny list.
 """
 
 from __future__ import annotations
@@ -16,21 +25,131 @@ from typing import Any
 from coder.tools import rg
 from coder.tools.base import Param, Tool, ToolContext, ToolError
 from coder.tools.pathhints import resolve_existing
-from sandbox.paths import display
+from sandbox.paths import denied_by, display
+from sandbox.policy import Policy
 
 MAX_RESULTS = 200
 TIMEOUT = 30.0
+HINT_TIMEOUT = 5.0  # each extra look taken to explain an empty result
+HINT_FILES = 20  # an extra look stops counting here
+GLOB_META = frozenset("*?[{\\")
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _present(policy: Policy, path: Path) -> bool:
+    """Whether `path` exists and may be read (a denied path is never told apart from a missing one)."""
+    return rg.allowed(policy, str(path)) and os.path.lexists(path)
+
+
+def _anchored(parts: list[str] | tuple[str, ...]) -> str:
+    """A glob anchored at the search folder (a lone name needs the leading `/`)."""
+    return "/".join(parts) if len(parts) > 1 else "/" + parts[0]
+
+
+def _refusal(policy: Policy, pattern: str, target: Path, rest: list[str], shown: str) -> ToolError:
+    where = "the workspace" if shown == "." else f"the search folder {shown}"
+    denied = denied_by(policy, target)
+    if denied is not None:
+        return ToolError(f"pattern {pattern} points outside {where}, into {denied}, which may not be read")
+    return ToolError(
+        f"pattern {pattern} points outside {where} (patterns match relative to path); "
+        f'call glob_files with path="{display(policy, target)}" and pattern="{"/".join(rest)}"'
+    )
+
+
+def normalize(policy: Policy, pattern: str, real: Path, shown: str) -> str:
+    """The glob rg must get to match what the model meant (see the module docstring)."""
+    text = pattern.strip()
+    neg = "!" if text.startswith("!") else ""
+    text = text[len(neg) :]
+    if text == "~" or text.startswith("~/"):
+        text = str(Path.home()) + text[1:]
+    absolute = text.startswith("/")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts:
+        return neg + "**"
+    if text.endswith("/"):
+        parts.append("**")  # `src/` means the files under src
+    n = 0  # leading folder names free of glob syntax
+    while n < len(parts) - 1 and not GLOB_META & set(parts[n]):
+        n += 1
+    literal, rest = parts[:n], parts[n:]
+
+    if absolute or ".." in literal:
+        target = Path(os.path.normpath(Path("/" if absolute else real, *literal)))
+        cands = [target] if denied_by(policy, target) else [target, Path(os.path.realpath(target))]
+        for cand in cands:  # the realpath: the workspace named through a symlink
+            if _within(cand, real):
+                return neg + _anchored([*cand.relative_to(real).parts, *rest])
+        if absolute and (not literal or _present(policy, real / literal[0])):
+            return neg + "/" + "/".join(parts)  # gitignore style: `/src/*.py` is anchored at the search folder
+        raise _refusal(policy, pattern.strip(), target, rest, shown)
+
+    repeated = 0  # `src/**/*.py` searched in src: the model repeated the folder (unless src/src exists)
+    if not _present(policy, real / parts[0]):
+        names = real.parts[1:]
+        repeated = next(
+            (k for k in range(min(len(names), len(parts) - 1), 0, -1) if tuple(parts[:k]) == names[-k:]), 0
+        )
+    parts = parts[repeated:]
+    if repeated or text.startswith("./"):
+        return neg + _anchored(parts)
+    return neg + "/".join(parts)
+
+
+def _look(ctx: ToolContext, real: Path, pattern: str, *flags: str) -> tuple[int, str | None]:
+    """How many allowed files another look finds (up to HINT_FILES) and the first, for a hint."""
+    argv = ["--files", *flags, *rg.base_args(ctx.policy, real, [pattern]), "--", str(real)]
+    count, first = 0, None
+    with rg.RgStream(argv, real, timeout=HINT_TIMEOUT, cancel=ctx.cancel) as stream:
+        for line in stream:
+            if rg.allowed(ctx.policy, line):
+                count += 1
+                first = first or display(ctx.policy, Path(line))
+                if count >= HINT_FILES:
+                    break
+    return count, first
+
+
+def _files(n: int) -> str:
+    return f"{n}{'+' if n >= HINT_FILES else ''} file{'' if n == 1 else 's'}"
+
+
+def _why_nothing(ctx: ToolContext, real: Path, shown: str, pattern: str) -> str:
+    """Why a pattern matched nothing, when a quick look can tell; else ''."""
+    if pattern.startswith("!"):
+        return ""
+    bare = pattern.lstrip("/")
+    if shown != "." and bare.split("/")[0] == real.name:
+        return f"; patterns are relative to path {shown}, so this looked for {shown}/{bare}"
+    folder = real / bare
+    if "/" not in bare and not GLOB_META & set(bare) and _present(ctx.policy, folder) and folder.is_dir():
+        return f"; {bare} is a folder: use {bare}/** for the files under it"
+    if "/" in pattern and not bare.startswith("**/"):
+        n, first = _look(ctx, real, "**/" + bare)
+        if n:
+            return (f"; a pattern with / is anchored at the search folder, "
+                    f"and **/{bare} matches {_files(n)} (e.g. {first})")
+    n, first = _look(ctx, real, pattern, "--no-ignore")
+    if n:
+        verb = "matches but is" if n == 1 else "match but are"
+        return f"; {_files(n)} {verb} ignored by .gitignore/.ignore (e.g. {first})"
+    return ""
 
 
 def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     policy = ctx.policy
-    pattern: str = args["pattern"]
-    if not pattern.strip():
+    original: str = args["pattern"]
+    if not original.strip():
         raise ToolError("pattern must not be empty; use e.g. `*.py` or `src/**/*.ts`")
     path: str = args.get("path") or "."
     real, shown = resolve_existing(policy, path)
     if not real.is_dir():
         raise ToolError(f"{shown} is a file, not a directory; give the folder to search in")
+    pattern = normalize(policy, original, real, shown)
 
     argv = ["--files", *rg.base_args(policy, real, [pattern]), "--", str(real)]
     # Keep the MAX_RESULTS smallest keys (-mtime, path): a max-heap via negation.
@@ -55,8 +174,10 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         first = stream.stderr.strip().splitlines()[0].removeprefix("rg: ")
         raise ToolError(f"glob failed: {first}")
     if not total:
-        note = " (search stopped early: timed out)" if stream.timed_out else ""
-        return f"No files matching {pattern} in {shown}{note}"
+        if stream.timed_out:
+            return f"No files matching {original} in {shown} (search stopped early: timed out)"
+        read_as = f" (read as {pattern})" if pattern != original.strip() else ""
+        return f"No files matching {original}{read_as} in {shown}{_why_nothing(ctx, real, shown, pattern)}"
     ordered = sorted(heap, reverse=True)
     out = [p for _, _, p in ordered]
     if total > len(out):
@@ -86,6 +207,7 @@ TOOL = Tool(
         "A pattern without `/` matches file names at any depth: `*.ts`, `test_*.py`. "
         "A pattern with `/` is anchored at the search path: `src/**/*.ts` (any depth under "
         "src), `*/setup.py` (one level down). `**` spans folders, `{a,b}` alternates. "
+        "A leading `./` or an absolute path inside the search path is accepted. "
         "Files ignored by .gitignore/.ignore and VCS folders are skipped. "
         f"At most {MAX_RESULTS} files are listed."
     ),

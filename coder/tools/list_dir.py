@@ -104,19 +104,98 @@ def _add_unlisted(node: _Dir, path: Path, level: int, depth: int, policy: Policy
             _add_unlisted(child, path / name, level + 1, depth, policy)
 
 
-def _render(node: _Dir, level: int, depth: int) -> Iterator[str]:
+def _total(node: _Dir) -> int:
+    """Files (and links) anywhere below `node`."""
+    return node.files + sum(_total(c) if isinstance(c, _Dir) else 1 for c in node.children.values())
+
+
+def _key(name: str) -> tuple[str, str]:
+    return (name.lower(), name)
+
+
+def _fair(wants: list[int], budget: int) -> list[int]:
+    """Max-min fair shares of `budget` lines: a folder gets all it wants, or an equal cut of what is left."""
+    shares = [0] * len(wants)
+    left = budget
+    order = sorted(range(len(wants)), key=wants.__getitem__)
+    for k, i in enumerate(order):
+        shares[i] = min(wants[i], left // (len(order) - k))
+        left -= shares[i]
+    return shares
+
+
+def _shown(node: _Dir, share: int) -> list[str]:
+    """The children shown in `share` lines: all, or (keeping a line for the rest) folders first, by name."""
+    names = sorted(node.children, key=_key)
+    if share >= len(names):
+        return names
+    picked = sorted(names, key=lambda n: not isinstance(node.children[n], _Dir))[: max(0, share - 1)]
+    return sorted(picked, key=_key)
+
+
+def _plan(root: _Dir, depth: int, budget: int) -> tuple[dict[int, int], bool]:
+    """Lines per expanded folder (by id) and whether anything had to be left out.
+
+    Shared level by level, fairly among the folders of a level, so one huge folder cannot push its
+    siblings out; a level leaves up to half of what is left to the levels below it.
+    """
+    wants: list[int] = []  # entries wanted at each level (every expandable folder counted)
+    nodes = [root]
+    while nodes:
+        wants.append(sum(len(n.children) for n in nodes))
+        if len(wants) >= depth:
+            break
+        nodes = [c for n in nodes for c in n.children.values() if isinstance(c, _Dir)]
+    plan: dict[int, int] = {}
+    cut = False
+    level, nodes = 0, [root]
+    while nodes:
+        room = budget - min(sum(wants[level + 1 :]), budget // 2)
+        if room <= 0:
+            return plan, cut or any(n.children for n in nodes)
+        shares = _fair([len(n.children) for n in nodes], room)
+        below: list[_Dir] = []
+        for node, share in zip(nodes, shares):
+            if share < len(node.children):
+                cut = True
+                if share <= 1:
+                    continue  # no room for one entry and the rest line: shown collapsed, with its count
+            plan[id(node)] = share
+            budget -= share
+            if level + 1 < depth:
+                below += [c for n in _shown(node, share) if isinstance(c := node.children[n], _Dir)]
+        level, nodes = level + 1, below
+    return plan, cut
+
+
+def _rest(node: _Dir, shown: list[str]) -> str:
+    """`… 19,600 more files`: what a cut folder leaves out."""
+    hidden = [node.children[n] for n in set(node.children) - set(shown)]
+    folders = sum(isinstance(c, _Dir) for c in hidden)
+    files = len(hidden) - folders
+    parts = [f"{files:,} more file{'' if files == 1 else 's'}"] if files else []
+    if folders:
+        parts.append(f"{folders:,} more folder{'' if folders == 1 else 's'}")
+    return "… " + " and ".join(parts)
+
+
+def _render(node: _Dir, level: int, plan: dict[int, int]) -> Iterator[str]:
     indent = "  " * level
-    for name in sorted(node.children, key=lambda n: (n.lower(), n)):
+    shown = _shown(node, plan[id(node)])
+    for name in shown:
         child = node.children[name]
         if child is None:
             yield indent + name
         elif isinstance(child, str):
             yield f"{indent}{name} -> {child}"
-        elif level + 1 >= depth:
-            yield f"{indent}{name}/ ({child.files} file{'' if child.files == 1 else 's'})"
+        elif id(child) not in plan:
+            n = _total(child)
+            yield f"{indent}{name}/ ({n:,} file{'' if n == 1 else 's'})"
         else:
             yield f"{indent}{name}/"
-            yield from _render(child, level + 1, depth)
+            yield from _render(child, level + 1, plan)
+    if len(shown) < len(node.children):
+        yield indent + _rest(node, shown)
 
 
 def run(ctx: ToolContext, args: dict[str, Any]) -> str:
@@ -147,15 +226,11 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
 
     if not tree.children:
         return f"{shown} is empty (files ignored by .gitignore and VCS folders are not listed)"
-    out: list[str] = []
-    more = 0
-    for line in _render(tree, 0, depth):
-        if len(out) < MAX_ENTRIES:
-            out.append(line)
-        else:
-            more += 1
-    if more:
-        out.append(f"[{more} more entries not shown; list a subfolder or use a smaller depth]")
+    plan, cut = _plan(tree, depth, MAX_ENTRIES)
+    out = list(_render(tree, 0, plan))
+    if cut:
+        out.append(f"[at most {MAX_ENTRIES} entries are shown, each folder a fair share; "
+                   "list a subfolder or use a smaller depth for the rest]")
     if too_many or stream.timed_out:
         why = "too many files" if too_many else f"stopped after {TIMEOUT:.0f} s"
         out.append(f"[listing incomplete ({why}); folder counts are lower bounds]")

@@ -113,8 +113,9 @@ def strip_prefix(line: str, root: Path) -> str:
 class RgStream:
     """A running rg whose stdout is read line by line; use as a context manager.
 
-    Leaving the block early kills rg. After the block: `returncode`, `stderr`
-    (first few KiB) and `timed_out` (killed by the deadline or by `cancel`).
+    Leaving the block early kills rg. A stdout line longer than `max_line_bytes`
+    is cut there. After the block: `returncode`, `stderr` (first few KiB) and
+    `timed_out` (killed by the deadline or by `cancel`).
     """
 
     def __init__(
@@ -123,8 +124,10 @@ class RgStream:
         cwd: Path,
         timeout: float = 30,
         cancel: threading.Event | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.argv = [find_rg(), "--no-config", *args]
+        self.max_line_bytes = max_line_bytes
         self.cwd = cwd
         self.timeout = timeout
         self.cancel = cancel
@@ -172,7 +175,7 @@ class RgStream:
         out = self.proc.stdout
         assert out is not None
         while True:
-            raw = out.readline(MAX_LINE_BYTES)
+            raw = out.readline(self.max_line_bytes)
             if not raw:
                 self._eof = True
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -102,14 +103,79 @@ def test_symlink_listed_with_target(ctx, workspace):
     assert ls(ctx) == "alias.txt -> real.txt\nreal.txt"
 
 
+NOTE = ("[at most 400 entries are shown, each folder a fair share; "
+        "list a subfolder or use a smaller depth for the rest]")
+
+
 def test_cap_note(ctx, workspace):
     for i in range(450):
         touch(workspace / "many" / f"f{i:03d}.txt")
     lines = ls(ctx).splitlines()
-    assert len(lines) == 401  # 400 entries (the folder and 399 files) and the note
+    assert len(lines) == 401  # 400 entries (the folder, 398 files, the rest) and the note
     assert lines[:3] == ["many/", "  f000.txt", "  f001.txt"]
-    assert lines[399] == "  f398.txt"
-    assert lines[400] == "[51 more entries not shown; list a subfolder or use a smaller depth]"
+    assert lines[398:] == ["  f397.txt", "  … 52 more files", NOTE]
+
+
+def many_files(folder: Path, n: int) -> None:
+    """`n` empty files, made fast: hard links to one file (rg lists each as a file)."""
+    folder.mkdir(parents=True)
+    (folder / "f00000.png").touch()
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        for i in range(1, n):
+            os.link("f00000.png", f"f{i:05d}.png", src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def huge(workspace: Path, tmp_path: Path) -> tuple[Path, ToolContext]:
+    """assets/ with 20,000 files (and a protected folder in it), next to a small src/."""
+    many_files(workspace / "assets", 20_000)
+    for i in range(5):
+        touch(workspace / "assets" / "private" / f"key{i}")
+    touch(workspace / "README.md")
+    touch(workspace / "src" / "main.py")
+    touch(workspace / "src" / "util" / "helpers.py")
+    return workspace, make_ctx(workspace, tmp_path, deny=(workspace / "assets" / "private",))
+
+
+def test_a_huge_folder_leaves_room_for_its_siblings(huge):
+    _, ctx = huge
+    lines = ls(ctx).splitlines()
+    # 3 entries at the top; of the 397 left, src/ gets the 2 it wants and assets/ the other 395:
+    # 394 files and the line for the rest
+    assert lines[:3] == ["assets/", "  f00000.png", "  f00001.png"]
+    assert lines[394:] == [
+        "  f00393.png",
+        "  … 19,606 more files",
+        "README.md",
+        "src/",
+        "  main.py",
+        "  util/ (1 file)",
+        NOTE,
+    ]
+    assert not any("private" in line or "key" in line for line in lines)
+
+
+def test_a_huge_folder_leaves_room_for_deeper_levels(huge):
+    _, ctx = huge
+    lines = ls(ctx, depth=3).splitlines()
+    assert len(lines) == 401
+    shown = sum(line.startswith("  f") for line in lines)
+    assert f"  … {20_000 - shown:,} more files" in lines
+    assert lines[-5:-1] == ["src/", "  main.py", "  util/", "    helpers.py"]
+    assert ls(ctx, depth=1) == "assets/ (20,000 files)\nREADME.md\nsrc/ (2 files)"
+
+
+def test_a_cut_folder_shows_its_subfolders_first_and_counts_the_rest(ctx, workspace):
+    for i in range(450):
+        touch(workspace / "many" / f"d{i:03d}" / "x.txt")
+    for i in range(5):
+        touch(workspace / "many" / f"a{i}.txt")
+    lines = ls(ctx).splitlines()
+    assert lines[:3] == ["many/", "  d000/ (1 file)", "  d001/ (1 file)"]
+    assert lines[-3:-1] == ["  d397/ (1 file)", "  … 5 more files and 52 more folders"]
 
 
 def test_deny_listed_folder_left_out(workspace, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sysconfig
 import threading
@@ -99,11 +100,40 @@ def test_gitignore_respected_inside_git_repo(ctx, tree):
     assert search(ctx, pattern="TODO") == "app.py:3:# TODO: fix this\nnotes.md:1:- TODO write docs"
 
 
-def test_invalid_regex(ctx, tree):
-    out, ok = call(ctx, pattern="foo(")
-    assert not ok
-    assert out.startswith("Error: invalid regular expression: regex parse error:")
-    assert out.splitlines()[-1] == "error: unclosed group"
+def test_invalid_regex_one_line_with_the_escaped_form(ctx, tree):
+    assert call(ctx, pattern="foo(") == (
+        "Error: invalid regular expression foo(: unclosed group; to match the text literally, escape it: foo\\(",
+        False,
+    )
+    out, ok = call(ctx, pattern="a[b.c")
+    assert not ok and len(out.splitlines()) == 1
+    assert out.startswith("Error: invalid regular expression a[b.c: ") and out.endswith("escape it: a\\[b\\.c")
+    # the escaped form it offers is what the model then sends: it finds the text
+    (tree / "calls.py").write_text("x = foo(1)\n")
+    assert search(ctx, pattern="foo\\(") == "calls.py:1:x = foo(1)"
+
+
+@pytest.mark.parametrize("pattern", ["*.py", "**/*.ts", "src/*.{ts,tsx}", "*test*"])
+def test_glob_instead_of_regex_points_to_glob_files(ctx, tree, pattern):
+    out, ok = call(ctx, pattern=pattern)
+    assert not ok and len(out.splitlines()) == 1
+    head, why, tail = re.fullmatch(r"(.*) \((.+)\); (.*)", out).groups()
+    assert head == f"Error: pattern {pattern} is a file-name glob, not a regular expression"
+    assert why.startswith("repetition")  # rg's reason
+    assert tail == (
+        f'to find files by name call glob_files with pattern="{pattern}", to search the contents '
+        f'of those files pass glob="{pattern}" with a regex pattern'
+    )
+
+
+def test_line_break_in_pattern_points_to_multiline(ctx, tree):
+    assert call(ctx, pattern="fix this\\ndef") == (
+        "Error: pattern fix this\\ndef matches a line break; set multiline=true to search across lines",
+        False,
+    )
+    assert search(ctx, pattern="fix this\\ndef", multiline=True) == (
+        "app.py:3:# TODO: fix this\napp.py:4:def main():"
+    )
 
 
 def test_no_matches(ctx, tree):
@@ -123,8 +153,31 @@ def test_cap_note_with_exact_count(ctx, workspace):
 def test_long_lines_are_cut(ctx, workspace):
     (workspace / "min.js").write_text("needle" + "x" * 5000 + "\n")
     out = search(ctx, pattern="needle")
-    assert out.startswith("min.js:1:needle")
-    assert len(out) < 400
+    assert out == "min.js:1:needle" + "x" * 294 + "… [column 1 of 5006]"
+
+
+def test_match_deep_in_a_long_line_is_shown_in_a_window_around_it(ctx, workspace):
+    line = "var a=1;" * 3750 + "needle()" + ";b=2" * 5000 + "needle" + "\n"  # 50k characters, minified
+    (workspace / "app.min.js").write_text(line)
+    (workspace / "other.js").write_text("c" * 1000 + "\n" + "ok needle\n")
+    out = search(ctx, pattern="needle").splitlines()
+    assert out == [
+        "app.min.js:1:…" + ("var a=1;" * 13)[-100:] + "needle()" + (";b=2" * 48)
+        + "… [column 30001 of 50014; 1 more match on this line]",
+        "other.js:2:ok needle",
+    ]
+    # the column counts characters, not bytes
+    (workspace / "app.min.js").write_text("é" * 1000 + "needle" + "\n")
+    assert search(ctx, pattern="needle", path="app.min.js") == (
+        "app.min.js:1:…" + "é" * 294 + "needle [column 1001 of 1006]"
+    )
+
+
+def test_context_of_a_long_line_shows_its_start(ctx, workspace):
+    (workspace / "a.js").write_text("k" * 1000 + "\nneedle\n")
+    assert search(ctx, pattern="needle", context_lines=1) == (
+        "a.js-1-" + "k" * 300 + "… [1000 characters]\na.js:2:needle"
+    )
 
 
 def test_missing_path_suggests(ctx, tree):
@@ -179,3 +232,70 @@ def test_run_rg_stops_on_cancel(workspace):
     cancel.set()
     res = rg.run_rg(["-e", "x", "--", str(fifo)], workspace, timeout=60, cancel=cancel)
     assert res.timed_out and res.total == 0
+
+
+# --- multiline -----------------------------------------------------------------------------------
+
+SRC = "class Plain(Base):\n    pass\n\nclass Wrapped(\n    Base,\n    Mixin,\n):\n    pass\n"
+
+
+def test_multiline_is_an_optional_nullable_parameter_of_a_strict_schema():
+    schema = search_file.TOOL.schema()
+    assert schema["strict"] is True
+    assert schema["parameters"]["properties"]["multiline"]["type"] == ["boolean", "null"]
+    assert set(schema["parameters"]["required"]) == set(schema["parameters"]["properties"])
+
+
+def test_multiline_match_shows_every_line_it_spans(ctx, workspace):
+    (workspace / "models.py").write_text(SRC)
+    pattern = r"class \w+\(.*?\):"
+    assert search(ctx, pattern=pattern) == "models.py:1:class Plain(Base):"
+    assert search(ctx, pattern=pattern, multiline=True) == (
+        "models.py:1:class Plain(Base):\n"
+        "models.py:4:class Wrapped(\n"
+        "models.py:5:    Base,\n"
+        "models.py:6:    Mixin,\n"
+        "models.py:7:):"
+    )
+    assert search(ctx, pattern=pattern, multiline=None) == "models.py:1:class Plain(Base):"
+
+
+def test_multiline_with_context_and_gaps(ctx, workspace):
+    (workspace / "models.py").write_text(SRC)
+    assert search(ctx, pattern=r"Mixin,\n\)|Plain", multiline=True, context_lines=1) == (
+        "models.py:1:class Plain(Base):\n"
+        "models.py-2-    pass\n"
+        "--\n"
+        "models.py-5-    Base,\n"
+        "models.py:6:    Mixin,\n"
+        "models.py:7:):\n"
+        "models.py-8-    pass"
+    )
+
+
+def test_a_match_over_many_lines_shows_its_head_and_its_end(ctx, workspace):
+    body = "".join(f"    line {i}\n" for i in range(1, 101))
+    (workspace / "big.py").write_text("def start():\n" + body + "    return END\n")
+    out = search(ctx, pattern=r"def start.*END", multiline=True).splitlines()
+    assert out[0] == "big.py:1:def start():"
+    assert out[10] == "big.py:11:    line 10"
+    assert out[11] == "[90 more lines of this match not shown, up to line 101]"
+    assert out[12] == "big.py:102:    return END"
+    assert len(out) == 13
+
+
+def test_an_event_too_long_to_read_is_reported(ctx, workspace, monkeypatch):
+    monkeypatch.setattr(search_file, "JSON_LINE_BYTES", 4096)
+    (workspace / "huge.js").write_text("x" * 10_000 + "needle\n" + "short needle\n")
+    assert search(ctx, pattern="needle") == "huge.js: [a match on a line too long to show]\nhuge.js:2:short needle"
+
+
+def test_multiline_never_shows_a_denied_file(workspace, tmp_path, tree):
+    private = tree / "private"
+    private.mkdir()
+    (private / "key.txt").write_text("TODO\nsecret\n")
+    ctx = make_ctx(workspace, tmp_path, deny=(private,))
+    for args in ({"multiline": True}, {"multiline": True, "context_lines": 3}, {"glob": "private/*"}):
+        out = search(ctx, pattern="TODO.*?secret|TODO", **args)
+        assert "secret\n" not in out and "key.txt" not in out, (args, out)
+        assert out.startswith("No matches") or "app.py:3:# TODO" in out
