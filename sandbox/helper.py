@@ -5,8 +5,9 @@ In order, before the exec:
    kernel applies them);
 2. fresh user, mount and PID namespaces (and a network namespace when the
    network is off), so protected paths can be re-mounted read-only, the
-   command is PID 1 of its own namespace (when it ends, everything it started
-   ends too, `setsid` or not), and capabilities held are only namespace ones;
+   helper's child is PID 1 of its own namespace (when it ends, everything in
+   the namespace ends too, `setsid` or not), and capabilities held are only
+   namespace ones;
 3. a private /dev/pts (its own pseudo-terminals, none of the host's) and
    /dev/shm, and, in the command's own PID namespace, a fresh /proc that shows
    only the sandbox's processes;
@@ -17,7 +18,20 @@ In order, before the exec:
    roots, TCP refused when the network is off, no signals or abstract sockets
    beyond the sandbox;
 6. a seccomp filter (sandbox.seccomp);
-7. every inherited file descriptor above stderr closed.
+7. every inherited file descriptor above stderr closed;
+8. with namespaces of its own, PID 1 stays behind as the namespace's init
+   (`_init`): it forks the command, reaps every orphan, and exits as the
+   command exits (a signal death as 128 + the signal, as bash reports it).
+   The command is not PID 1, so the kernel gives it the signals a host
+   process gets (PID 1 is immune to those it has no handler for: `kill -TERM
+   $$` would do nothing), and an orphan whose parent never waits is still
+   reaped. The init handles no signal, so the kernel drops every one sent to
+   it from inside (`kill 1` does nothing), as with bubblewrap, whose own init
+   is PID 1 there and does the same. It is confined exactly like the command,
+   holds no descriptor beyond 0-2, and is not dumpable (the command cannot
+   write its memory through /proc/1/mem).
+Before the exec, the signals Python ignores (SIGPIPE, SIGXFSZ) get their default
+action back, as for a command started by a shell on the host.
 
 SPEC is a hex-encoded marshal of {"read": [...], "write": [...], "deny": [...], "protected": [...],
 "network": bool, "limits": {"cpu": s, "fsize": bytes, "memory": bytes, "nproc": n}, "supervise": bool}
@@ -28,6 +42,7 @@ unconfined by accident.
 
 from __future__ import annotations
 
+import _signal  # the C half of `signal`, loaded at interpreter start-up: `signal` pulls in enum
 import ctypes
 import marshal
 import os
@@ -37,7 +52,7 @@ import sys
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 4, 38, 24
 EXIT_SETUP_FAILED = 126
 SIGKILL = 9  # a constant, not the signal module: that import alone costs the helper ~4 ms
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
@@ -157,9 +172,41 @@ def confine(spec: dict, supervised: bool = False, dev: list[str] = ()) -> int | 
     return seccomp.install(spec.get("network", False), supervised)
 
 
+def _host_signals() -> None:
+    """Undo Python's signal dispositions, which would outlive the exec.
+
+    Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec: `yes | head -1`
+    would print "Broken pipe" and a write past the file-size limit would fail instead of killing. Its
+    SIGINT handler would turn a SIGINT sent to the init into a KeyboardInterrupt that ends the init."""
+    for sig in (_signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
+def _init(command: list[str]) -> None:
+    """Be PID 1 of the namespace for `command`: fork it, reap every process, end the way it ends.
+
+    Runs confined, with only descriptors 0-2, after everything `_exec_confined` does. A blocking wait()
+    reaps whatever exits (no signal to miss); when it is the command, this process exits with its status
+    and the kernel kills whatever is left in the namespace, as it did when the command was PID 1. It
+    handles no signal, so those sent from inside are dropped; SIGKILL from outside (coder's timeout and
+    interrupt, sent to the whole process group) ends it, and with it the namespace."""
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # ignored, children would be reaped unseen
+    # Before the fork, so there is no moment when it is dumpable with the command running; the
+    # command's exec makes the command dumpable again, as on the host.
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    child = os.fork()
+    if child == 0:
+        os.execvp(command[0], command)
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            _exit_like(status)
+
+
 def _exec_confined(spec: dict, command: list[str], channel: tuple[int, int] | None = None,
-                   dev: list[str] = ()) -> None:
-    """Confine, let the supervisor (our parent) take the seccomp listener, exec."""
+                   dev: list[str] = (), init: bool = False) -> None:
+    """Confine, let the supervisor (our parent) take the seccomp listener, exec (as the child of an init
+    when `init`: this process is PID 1 of a PID namespace)."""
     try:
         listener = confine(spec, supervised=channel is not None, dev=dev)
         if channel is not None:
@@ -167,6 +214,9 @@ def _exec_confined(spec: dict, command: list[str], channel: tuple[int, int] | No
             os.write(tell, str(listener).encode())
             os.read(taken, 1)  # the parent has its own copy now
         os.closerange(3, 65536)
+        _host_signals()
+        if init:
+            _init(command)
         os.execvp(command[0], command)
     except BaseException as e:  # noqa: BLE001 - any failure must stop the command
         sys.stderr.write(f"coder sandbox: {e}\n")
@@ -223,7 +273,7 @@ def main(argv: list[str]) -> None:
     if supervised:
         told, tell = os.pipe()  # child -> parent: the listener's fd number
         taken, took = os.pipe()  # parent -> child: taken
-    pid = os.fork()  # with namespaces, the child is PID 1 of the new PID namespace
+    pid = os.fork()  # with namespaces, the child is PID 1 of the new PID namespace, the command's init
     if pid != 0:
         if supervised:
             os.close(tell)  # so a child that dies early is an end of file, not a hang
@@ -241,7 +291,7 @@ def main(argv: list[str]) -> None:
         except BaseException as e:  # noqa: BLE001
             sys.stderr.write(f"coder sandbox: {e}\n")
             os._exit(EXIT_SETUP_FAILED)
-    _exec_confined(spec, command, (tell, taken) if supervised else None, dev)
+    _exec_confined(spec, command, (tell, taken) if supervised else None, dev, init=namespaces)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 The command gets its own session (so it has no controlling terminal and one
 `killpg` reaches everything it started), stdin closed, and exactly the
 environment given. Output is read by a thread into a head buffer and a rolling
-tail, so a command printing gigabytes costs a fixed amount of memory. When the
+tail, so a command printing gigabytes costs a fixed amount of memory; with
+`clean`, terminal control (colours, progress redraws) is taken out on the way
+in, so what the head and tail hold is text worth reading. When the
 shell ends, times out or is cancelled, its whole process group is killed; a
 grandchild that escaped the group and keeps the pipe open only delays `run` by
 a short drain deadline.
@@ -12,6 +14,7 @@ a short drain deadline.
 from __future__ import annotations
 
 import os
+import re
 import select
 import selectors
 import signal
@@ -26,6 +29,63 @@ DRAIN_SECONDS = 0.5
 _POLL_MAX = 0.05
 _READ_SIZE = 65536
 _LINE_CUT_WINDOW = 2000  # how far we look for a line boundary when trimming
+
+# Escape sequences (ECMA-48): CSI (colours, cursor moves, erasing), the string ones (OSC: titles,
+# hyperlinks; DCS, SOS, PM, APC) ended by BEL or ST, the short ESC ones, and a stray ESC.
+_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\`-~])?")
+# The start of one the chunk cut off: held back until the next chunk completes it.
+_UNFINISHED = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*\x1b?|[ -/]*)\Z")
+_MAX_ESCAPE = 4096  # longer is not a sequence anyone meant; its text shows
+# What a later \r in the same line overwrote: up to the last \r that has text after it. A \r just
+# before the \n (CRLF) erases nothing.
+_OVERWRITTEN = re.compile(rb"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
+_LONE_LINE = 65536  # a line without \n held longer than this is passed on (a later \r starts a new line)
+
+
+class TerminalText:
+    """Bytes written for a terminal, as the text it would show: escape sequences removed, and of each
+    line's carriage-return frames (progress bars) only the last.
+
+    Streaming: `feed` returns what is settled so far, holding back at most an unfinished escape
+    sequence and the current line's last frame (a later \r may still replace it); `end` the rest.
+    Linear in the input, so 100,000 progress frames cost no more than their bytes."""
+
+    def __init__(self) -> None:
+        self.pending = b""  # an unfinished escape sequence
+        self.line = b""  # the current line's last frame (maybe a trailing \r), not yet passed on
+        self.spilled = False  # part of the current line was passed on already (it grew past _LONE_LINE)
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.pending + chunk
+        self.pending = b""
+        if b"\x1b" in data:
+            cut = _UNFINISHED.search(data, max(0, len(data) - _MAX_ESCAPE))
+            if cut:
+                data, self.pending = data[: cut.start()], data[cut.start():]
+            data = _ESCAPE.sub(b"", data)
+        return self._frames(data, final=False)
+
+    def end(self) -> bytes:
+        """What is left when the stream ends (an unfinished escape sequence is dropped)."""
+        self.pending = b""
+        return self._frames(b"", final=True)
+
+    def _frames(self, data: bytes, final: bool) -> bytes:
+        data = self.line + data
+        if b"\r" in data:
+            if self.spilled and _OVERWRITTEN.match(data):
+                data = b"\n" + data  # what it overwrites was passed on: start a line of its own
+            data = _OVERWRITTEN.sub(b"", data)
+        nl = data.rfind(b"\n")
+        if nl != -1:
+            self.spilled = False
+        out, self.line = data[: nl + 1], data[nl + 1:]
+        if final:
+            out, self.line = out + self.line.rstrip(b"\r"), b""
+        elif len(self.line) > _LONE_LINE:
+            frame = self.line.rstrip(b"\r")  # a trailing \r may be half of a CRLF: keep it back
+            out, self.line, self.spilled = out + frame, self.line[len(frame):], True
+        return out
 
 
 @dataclass
@@ -82,20 +142,24 @@ class _Capture:
         return head.decode("utf-8", errors="replace") + note + tail.decode("utf-8", errors="replace"), omitted
 
 
-def _pump(fd: int, capture: _Capture, stop: threading.Event) -> None:
+def _pump(fd: int, capture: _Capture, stop: threading.Event, clean: TerminalText | None = None) -> None:
     """Read until EOF, or until `stop` is set (the pipe may never reach EOF)."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while not stop.is_set():
-            if not sel.select(timeout=0.05):
-                continue
-            try:
-                chunk = os.read(fd, _READ_SIZE)
-            except OSError:
-                return
-            if not chunk:
-                return
-            capture.add(chunk)
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while not stop.is_set():
+                if not sel.select(timeout=0.05):
+                    continue
+                try:
+                    chunk = os.read(fd, _READ_SIZE)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                capture.add(clean.feed(chunk) if clean else chunk)
+    finally:
+        if clean:
+            capture.add(clean.end())
 
 
 def _kill_group(pgid: int) -> None:
@@ -142,10 +206,13 @@ def run(
     head_bytes: int = 16_000,
     tail_bytes: int = 16_000,
     wrap: Callable[[list[str]], list[str]] | None = None,
+    clean: bool = False,
 ) -> CommandResult:
     """Run `command` in a shell; never leaves a process of its group behind.
 
-    `wrap` turns the shell's argv into the argv that actually runs (a sandbox helper).
+    `wrap` turns the shell's argv into the argv that actually runs (a sandbox helper). `clean`: the
+    output as a terminal would show it (TerminalText), before the head and tail are kept, so the
+    bounds count what is left.
     """
     start = time.monotonic()
     if cancel is not None and cancel.is_set():
@@ -166,7 +233,8 @@ def run(
     capture = _Capture(head_bytes, tail_bytes)
     stop = threading.Event()
     reader = threading.Thread(
-        target=_pump, args=(proc.stdout.fileno(), capture, stop), name="coder-cmd-reader", daemon=True
+        target=_pump, args=(proc.stdout.fileno(), capture, stop, TerminalText() if clean else None),
+        name="coder-cmd-reader", daemon=True,
     )
     reader.start()
 

@@ -1,7 +1,9 @@
 """run_command: one shell command in the workspace, Codex style.
 
 A non-zero exit is a normal result, not an error: the model needs the output
-to see what failed. Only a bad workdir is the model's mistake.
+to see what failed. Only a bad workdir is the model's mistake. The output is
+what a terminal would show (no colour codes, only the last frame of a progress
+bar), so neither the model's context nor the head-and-tail bounds go to redraws.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     try:
         cgroup = cgroups.create(policy.limits) if backend.name in ("landlock", "bwrap") else None
         result = process.run(command, cwd=cwd, env=env, timeout=timeout, cancel=ctx.cancel,
-                             wrap=lambda argv: backends.wrap(backend, policy, argv, policy.limits, cgroup))
+                             wrap=lambda argv: backends.wrap(backend, policy, argv, policy.limits, cgroup), clean=True)
     finally:
         oom = cgroup is not None and cgroup.oom_killed()
         cgroups.remove(cgroup)
@@ -99,7 +101,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         lines.append(f"Note: this looks like the memory limit ({memory} MiB per process; [limits] memory_mb)")
     if result.output:
         lines.append(label)
-        lines.append(result.output.rstrip("\n"))
+        lines.append(result.output.rstrip("\r\n"))
     else:
         lines.append(f"{label} (none)")
     for problem in problems:

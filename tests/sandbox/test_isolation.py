@@ -369,6 +369,69 @@ print("inside connections", ok, "of", tries)
         assert "PRIVATE KEY" not in out and "id_rsa" not in out.split("Output:")[-1].replace(f"{secret_dir}/id_rsa", "")
 
 
+ORPHAN_CHECK = """
+import glob, time
+orphan = open("orphan.pid").read().strip()
+time.sleep(1.2)  # the orphan has exited long since
+try:
+    state = open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[0]
+except FileNotFoundError:
+    state = "reaped"
+zombies = 0
+for stat in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        zombies += open(stat).read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        pass
+print("orphan:", state, "zombies:", zombies)
+"""
+
+
+class TestSignals:
+    """The command gets signals as a host process does, on either backend: it is not PID 1 of its
+    namespace (which the kernel spares every signal it has no handler for), and something there reaps
+    the orphans it leaves."""
+
+    def test_a_command_ends_itself_with_sigterm(self, sbx: ToolContext):
+        out = sh(sbx, "kill -TERM $$; echo still alive")
+        assert out.startswith("Exit code: 143\n") and "still alive" not in out, out
+
+    def test_a_command_ends_itself_with_sigkill(self, sbx: ToolContext):
+        out = sh(sbx, "kill -KILL $$; echo still alive")
+        assert out.startswith("Exit code: 137\n") and "still alive" not in out, out
+
+    def test_an_orphan_is_reaped_when_no_parent_waits(self, sbx: ToolContext, workspace: Path):
+        """python never waits for children it did not start: the orphan must not stay a zombie."""
+        (workspace / "orphans.py").write_text(ORPHAN_CHECK)
+        out = sh(sbx, "(sleep 0.2 & echo $! > orphan.pid); exec python3 orphans.py")
+        assert out.endswith("Output:\norphan: reaped zombies: 0"), out
+
+    def test_exit_codes_are_the_hosts(self, sbx: ToolContext, workspace: Path):
+        from sandbox import process
+
+        commands = ("true", "exit 3", "false", "sh -c 'exit 255'", "no-such-command-here", "kill -INT $$",
+                    "kill -TERM $$", "sh -c 'kill -USR1 $$'; echo after $?", 'yes | head -1; echo "${PIPESTATUS[*]}"')
+        host = [process.run(c, cwd=workspace, env={"PATH": "/usr/bin:/bin"}, timeout=10) for c in commands]
+        assert [r.exit_code for r in host] == [0, 3, 1, 255, 127, 130, 143, 0, 0]
+        assert host[-2].output.endswith("\nafter 138\n") and host[-1].output == "y\n141 0\n"  # SIGPIPE kills yes
+        for command, on_host in zip(commands, host):
+            out = sh(sbx, command)
+            assert out.startswith(f"Exit code: {on_host.exit_code}\n"), (command, out)
+            last = on_host.output.rstrip("\n").rsplit("\n", 1)[-1]  # (bash's notes name pids)
+            assert out.endswith(f"\n{last}" if last else "Output: (none)") and "Broken pipe" not in out, (command, out)
+
+    def test_signals_sent_to_pid_1_do_nothing(self, sbx: ToolContext):
+        """PID 1 is the sandbox's init on either backend: it ignores what the command sends it."""
+        out = sh(sbx, "for s in TERM INT HUP USR1 QUIT; do kill -$s 1; done; sleep 0.3; echo still here")
+        assert out.startswith("Exit code: 0\n") and out.endswith("Output:\nstill here"), out
+
+    def test_a_timeout_kills_a_command_that_ignores_sigterm(self, sbx: ToolContext, workspace: Path):
+        beat = workspace / "beat"
+        out = sh(sbx, f"trap '' TERM INT HUP; {heartbeat(beat)} sleep 30", timeout=1)
+        assert out.startswith("Command timed out after 1 s"), out
+        assert_stopped(beat)
+
+
 def test_the_backend_in_use_is_reported(workspace: Path, outside: Path):
     policy = Policy.for_workspace(workspace, Mode.WORKSPACE_WRITE, deny_read=())
     order = ("seatbelt",) if sys.platform == "darwin" else ("landlock", "bwrap")

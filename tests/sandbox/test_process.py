@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.process import run
+from sandbox.process import TerminalText, run
 
 
 def _alive(pid: int) -> bool:
@@ -147,3 +147,64 @@ def test_keyboard_interrupt_kills_group_before_propagating(tmp_path: Path) -> No
     with pytest.raises(KeyboardInterrupt):
         run(f"sleep 300 & echo $! > {pidfile}; wait", cwd=tmp_path, env=_env(), timeout=30)
     assert _wait_gone(int(pidfile.read_text()))
+
+
+def _shown(*chunks: bytes) -> bytes:
+    t = TerminalText()
+    return b"".join(t.feed(c) for c in chunks) + t.end()
+
+
+TERMINAL_CASES = [  # (written for a terminal, what it shows)
+    (b"\x1b[31mred\x1b[0m \x1b[1;4;38;5;208mbold\x1b[m\n", b"red bold\n"),  # SGR colours
+    (b"\x1b[?25l\x1b[2K\x1b[1A\x1b[10;20Hmoved\x1b[?25h\n", b"moved\n"),  # cursor moves, erase, modes
+    (b"see \x1b]8;;https://example.com/a?b=c\x1b\\the docs\x1b]8;;\x1b\\.\n", b"see the docs.\n"),  # OSC 8, ST
+    (b"\x1b]0;window title\x07text\n", b"text\n"),  # OSC ended by BEL
+    (b"\x1bP1$r0m\x1b\\\x1b_apc\x1b\\\x1b(B\x1b7\x1b8\x1b=\x1bMplain\n", b"plain\n"),  # DCS, APC, short ESC ones
+    (b"stray \x1b\n", b"stray \n"),
+    (b"".join(b"\r[%-20s] %3d%%" % (b"#" * (i * 20 // 499), i * 100 // 499) for i in range(500)) + b"\nnext\n",
+     b"[####################] 100%\nnext\n"),  # 500 progress frames: the last one
+    (b"a\r\nb\r\n", b"a\r\nb\r\n"),  # CRLF: line endings, not frames
+    (b"done 50%\r\n", b"done 50%\r\n"),  # a \r before \n erases nothing
+    (b"\x1b[2K\rloading\x1b[K\r\x1b[32mready\x1b[0m\nbye", b"ready\nbye"),
+    (b"50%\r100%\r", b"100%"),  # the frame left when the stream ends
+]
+
+
+@pytest.mark.parametrize("raw, shown", TERMINAL_CASES)
+def test_terminal_text_as_a_terminal_shows_it(raw: bytes, shown: bytes) -> None:
+    assert _shown(raw) == shown
+    for i in range(len(raw) + 1):  # however the pipe cuts it: sequences and lines span chunks
+        for j in range(i, min(len(raw), i + 12) + 1):
+            assert _shown(raw[:i], raw[i:j], raw[j:]) == shown, (i, j)
+
+
+def test_terminal_text_is_linear() -> None:
+    frames = b"".join(b"\rDownloading %6d/100000 [%-30s]" % (i, b"=" * (i * 30 // 100000)) for i in range(100001))
+    colours = b"".join(b"\x1b[32m%d\x1b[0m \x1b[1mline\x1b[0m\r\n" % i for i in range(100000))
+    for raw, shown in ((frames + b"\n", b"Downloading 100000/100000 [==============================]\n"),
+                       (colours, b"".join(b"%d line\r\n" % i for i in range(100000)))):
+        start = time.perf_counter()
+        assert _shown(*(raw[i:i + 65536] for i in range(0, len(raw), 65536))) == shown
+        assert time.perf_counter() - start < 1.0
+
+
+def test_terminal_text_holds_back_little() -> None:
+    """A line that never ends is passed on as it comes; a later \r then starts a new line."""
+    t = TerminalText()
+    out = b""
+    for _ in range(50):
+        out += t.feed(b"x" * 10000)
+        assert len(t.line) <= 65536 + 10000 and len(t.pending) < 4096
+    out += t.feed(b"\x1b]8;;" + b"u" * 5000)  # an OSC that is never ended: not held back for ever
+    assert len(t.pending) < 4096
+    out += t.feed(b"\rdone\n") + t.end()
+    assert out.startswith(b"x" * 100000) and out.endswith(b"x\ndone\n") and b"\r" not in out
+
+
+def test_output_cleaned_before_the_bounds(tmp_path: Path) -> None:
+    """The head and tail count the text that is left: colour codes do not push lines out."""
+    script = "for i in range(5000): print(f'\\x1b[1;31m{i}\\x1b[0m\\x1b[K')"
+    r = run(f'python3 -c "{script}"', cwd=tmp_path, env=_env(), timeout=10, clean=True)
+    assert r.output == "".join(f"{i}\n" for i in range(5000)) and r.omitted_bytes == 0
+    raw = run(f'python3 -c "{script}"', cwd=tmp_path, env=_env(), timeout=10)  # as written, when not asked
+    assert raw.output.startswith("\x1b[1;31m0\x1b[0m\x1b[K\n") and raw.omitted_bytes > 0

@@ -122,3 +122,31 @@ def test_schema_is_strict() -> None:
     assert schema["parameters"]["required"] == ["command", "timeout_seconds", "workdir"]
     assert schema["parameters"]["properties"]["timeout_seconds"]["type"] == ["integer", "null"]
     assert TOOL.read_only is False and TOOL.key_arg == "command"
+
+
+def test_colours_are_stripped(ctx: ToolContext) -> None:
+    out = call(ctx, r"printf '\033[31mred\033[0m \033[1;32mgreen\033[m\n'; ls --color=always -d .")
+    assert out.endswith("Output:\nred green\n.") and "\x1b" not in out and "[0m" not in out
+
+
+def test_hyperlinks_keep_their_text(ctx: ToolContext) -> None:
+    out = call(ctx, r"printf 'see \033]8;;https://example.com\033\\the docs\033]8;;\033\\ and \033]0;title\007done\n'")
+    assert out.endswith("Output:\nsee the docs and done")
+
+
+def test_progress_bar_leaves_its_last_frame(ctx: ToolContext) -> None:
+    out = call(ctx, r"for i in $(seq 1 500); do printf '\rcopying %d/500' $i; done; echo; echo next")
+    assert out.endswith("Output:\ncopying 500/500\nnext")
+
+
+def test_crlf_lines_are_kept(ctx: ToolContext) -> None:
+    out = call(ctx, r"printf 'one\r\ntwo\r\nthree\r\n'")
+    assert out.endswith("Output:\none\r\ntwo\r\nthree")
+
+
+def test_100k_progress_frames_stay_fast_and_short(ctx: ToolContext) -> None:
+    script = ("import sys\nfor i in range(100001): "
+              "sys.stdout.write('\\r%d/100000 [%-30s]' % (i, '=' * (i * 30 // 100000)))\nprint()")
+    out = call(ctx, f"python3 -c \"{script}\"")
+    assert out.endswith("Output:\n100000/100000 [==============================]")
+    assert "omitted" not in out and float(out.split("\n")[1].split()[2]) < 10
