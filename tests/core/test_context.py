@@ -25,6 +25,18 @@ def own_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
+# Tokens of the instructions and the tool schemas when the windows in these tests were chosen. The windows
+# hold that much plus a few files' worth; `sized` moves them by what the fixed part has grown since.
+FIXED_WHEN_CHOSEN = 1850
+
+
+@pytest.fixture
+def sized(make_agent):
+    agent = make_agent()
+    grown = len(json.dumps([agent.instructions, agent.tools, []])) // 4 - FIXED_WHEN_CHOSEN
+    return lambda n: n + grown
+
+
 def files(workspace: Path, n: int) -> None:
     for i in range(n):
         (workspace / f"f{i}.txt").write_text(f"file {i}\n" + f"line {i} of padding text\n" * (BIG // 24))
@@ -40,11 +52,11 @@ def user_texts(items: list[dict]) -> list[str]:
             if i.get("type") == "message" and i.get("role") == "user"]
 
 
-def test_endpoint_compaction_at_the_threshold_replays_its_output_verbatim(server, make_agent, workspace: Path):
+def test_endpoint_compaction_at_the_threshold_replays_its_output_verbatim(sized, server, make_agent, workspace: Path):
     files(workspace, 8)
-    server.window = 14_000
+    server.window = sized(14_000)
     server.add(*reads(8), Reply([message("all read")]))
-    agent = make_agent(context_window=14_000)
+    agent = make_agent(context_window=sized(14_000))
     events = run(agent, "read every file")
 
     assert events[-1].status == "completed"
@@ -62,16 +74,16 @@ def test_endpoint_compaction_at_the_threshold_replays_its_output_verbatim(server
     kinds = [x["type"] for x in after]
     assert kinds.index("compaction") == len(user_texts(after))  # the user's messages, then the compaction item
     assert user_texts(after)[0].startswith("read every file")
-    threshold = int(14_000 * 0.85)
+    threshold = int(sized(14_000) * 0.85)
     for body in server.bodies:  # every request stayed under the window
-        assert tokens_of(body) <= 14_000
+        assert tokens_of(body) <= sized(14_000)
     assert tokens_of(server.bodies[n]) < threshold
     assert_valid_history(after)
 
 
-def test_local_compaction_summarizes_and_keeps_the_users_words(server, make_agent, workspace: Path):
+def test_local_compaction_summarizes_and_keeps_the_users_words(sized, server, make_agent, workspace: Path):
     files(workspace, 6)
-    server.window = 12_000
+    server.window = sized(12_000)
 
     def summary(body: dict) -> Reply:
         assert body["tool_choice"] == "none"  # an ordinary request: the same tools (the cached prefix), none called
@@ -79,7 +91,7 @@ def test_local_compaction_summarizes_and_keeps_the_users_words(server, make_agen
         return Reply([reasoning("summing up"), message("NOTE: read f0 to f3; next read f4 and f5.")])
 
     server.add(*reads(4), summary, *reads(2, start=4), Reply([message("done")]))
-    agent = make_agent(context_window=12_000, compaction="local")
+    agent = make_agent(context_window=sized(12_000), compaction="local")
     events = run(agent, "read the files one by one")
 
     assert events[-1].status == "completed", [e.to_dict() for e in events_of(events, "error")]
@@ -97,12 +109,12 @@ def test_local_compaction_summarizes_and_keeps_the_users_words(server, make_agen
     assert_valid_history(after)
 
 
-def test_auto_falls_back_to_local_and_remembers_the_endpoint_has_no_compaction(server, make_agent, workspace: Path):
+def test_auto_falls_back_to_local_and_remembers_the_endpoint_has_no_compaction(sized, server, make_agent, workspace: Path):
     files(workspace, 6)
-    server.window = 14_000
+    server.window = sized(14_000)
     server.compact_status = 404
     server.add(*reads(4), Reply([message("NOTE one")]), *reads(1, start=4), Reply([message("done")]))
-    events = run(make_agent(context_window=14_000), "go")
+    events = run(make_agent(context_window=sized(14_000)), "go")
     assert events[-1].status == "completed"
     assert [e.strategy for e in events_of(events, "context.compacted")] == ["local"]
     assert len(server.compactions) == 1  # tried once
@@ -111,14 +123,14 @@ def test_auto_falls_back_to_local_and_remembers_the_endpoint_has_no_compaction(s
 
     # the next session knows: straight to a local summary
     server.add(*reads(4), Reply([message("NOTE two")]), Reply([message("done")]))
-    events = run(make_agent(context_window=14_000), "again")
+    events = run(make_agent(context_window=sized(14_000)), "again")
     assert [e.strategy for e in events_of(events, "context.compacted")] == ["local"]
     assert len(server.compactions) == 1
 
 
-def test_context_length_exceeded_compacts_and_retries_once(server, make_agent, workspace: Path):
+def test_context_length_exceeded_compacts_and_retries_once(sized, server, make_agent, workspace: Path):
     files(workspace, 6)
-    server.window = 11_000  # the model is not in the table: coder only learns the limit from the refusal
+    server.window = sized(11_000)  # the model is not in the table: coder only learns the limit from the refusal
     server.add(*reads(6), Reply([message("done")]))
     agent = make_agent(model="house-model-7b", store=False)
     events = run(agent, "read them all")
@@ -131,11 +143,11 @@ def test_context_length_exceeded_compacts_and_retries_once(server, make_agent, w
     # the compaction request would not have fit either: its oldest items were left out, the task kept
     assert any("oldest items out of the compaction" in m for m in notices)
     sent = server.compactions[0]["input"]
-    assert sent[0]["content"][0]["text"] == "read them all" and tokens_of(server.compactions[0]) < 11_000
+    assert sent[0]["content"][0]["text"] == "read them all" and tokens_of(server.compactions[0]) < sized(11_000)
     assert not events_of(events, "error")
     # four reads, the one refused, then the refused request again (it fits now), two more reads and the answer
     assert len(server.bodies) == 8 and len(server.inputs) == 7
-    assert agent.window and agent.window < 12_913  # learned: under the size refused, the threshold under 11k
+    assert agent.window and agent.window < sized(12_913)  # learned: under the size refused, the threshold under 11k
 
 
 def test_a_compaction_that_does_not_help_stops_instead_of_looping(server, make_agent, workspace: Path):
@@ -156,11 +168,11 @@ def test_a_compaction_that_does_not_help_stops_instead_of_looping(server, make_a
     assert_valid_history(agent.conversation.items)
 
 
-def test_old_long_outputs_are_shrunk_once_in_a_batch(server, make_agent, workspace: Path):
+def test_old_long_outputs_are_shrunk_once_in_a_batch(sized, server, make_agent, workspace: Path):
     files(workspace, 9)
     server.window = 1_000_000  # usage counts the real size
     server.add(*reads(9), Reply([message("done")]))
-    agent = make_agent(context_window=40_000)  # shrinking starts at half the threshold: ~17k tokens
+    agent = make_agent(context_window=sized(40_000))  # shrinking starts at half the threshold: ~17k tokens
     events = run(agent, "read")
     assert events[-1].status == "completed"
     assert not events_of(events, "context.compacted")
@@ -239,14 +251,14 @@ def test_chaining_sends_only_new_items_and_falls_back_to_full_replay(server, mak
     assert events[-1].status == "completed"
 
 
-def test_the_transcript_gives_back_the_history_exactly_after_shrinks_and_a_compaction(server, make_agent, workspace):
+def test_the_transcript_gives_back_the_history_exactly_after_shrinks_and_a_compaction(sized, server, make_agent, workspace):
     from coder.sessions import TRANSCRIPT, Session
     from coder.transcript import load
 
     files(workspace, 22)
-    server.window = 24_000
+    server.window = sized(24_000)
     server.add(*reads(22), Reply([message("done")]))
-    session = Session.create(make_agent(context_window=24_000))
+    session = Session.create(make_agent(context_window=sized(24_000)))
     events = list(session.run("read them"))
     assert events[-1].status == "completed"
     assert events_of(events, "context.shrunk") and events_of(events, "context.compacted")
@@ -286,7 +298,7 @@ def test_a_sandbox_change_survives_a_local_compaction_and_a_new_conversation(ser
     assert "read-only" in agent.instructions.split("Sandbox:")[1].splitlines()[0]
 
 
-def test_an_endpoint_that_reports_no_usage_is_judged_by_the_estimate(server, make_agent, workspace):
+def test_an_endpoint_that_reports_no_usage_is_judged_by_the_estimate(sized, server, make_agent, workspace):
     files(workspace, 10)
     none = {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
@@ -294,7 +306,7 @@ def test_an_endpoint_that_reports_no_usage_is_judged_by_the_estimate(server, mak
     for reply in replies:
         reply.usage = none
     server.add(*replies)
-    events = run(make_agent(context_window=14_000), "read")
+    events = run(make_agent(context_window=sized(14_000)), "read")
     assert events[-1].status == "completed", [e.message for e in events_of(events, "error")]
     assert len(events_of(events, "context.compacted")) >= 2  # compacted more than once, never stopped
 
