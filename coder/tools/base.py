@@ -23,6 +23,12 @@ from sandbox.policy import Policy
 MAX_OUTPUT_CHARS = 40_000
 
 
+def file_state(st: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a file from the next. A command can set the mtime back (`touch -r`,
+    `cp -p`) and keep the size, but not the ctime, and a file moved into place is another inode."""
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
 class ToolError(Exception):
     """A failure the model should read and can act on (bad path, no match, ...)."""
 
@@ -56,9 +62,9 @@ class ToolContext:
     recorder: Recorder | None = None  # told of each change a tool is about to make, and made (undo)
     registry: Path | None = None  # where placeholders in use are recorded (sandbox.placeholders)
     on_warning: Callable[[str], None] | None = None  # something the user must hear of (not only the model)
-    # What the model has seen of each file (real path: (mtime_ns, size)), so a write can tell that the file
+    # What the model has seen of each file (real path: file_state), so a write can tell that the file
     # changed on disk since (a command, the user) instead of overwriting that change unseen.
-    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    seen: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -79,7 +85,7 @@ class ToolContext:
         except OSError:
             self.seen.pop(str(path), None)
             return
-        self.seen[str(path)] = (st.st_mtime_ns, st.st_size)
+        self.seen[str(path)] = file_state(st)
 
     def changed_since_seen(self, path: Path) -> bool:
         """Whether `path` changed on disk since the model last saw it (False when it never saw it)."""
@@ -90,7 +96,7 @@ class ToolContext:
             st = os.stat(path)
         except OSError:
             return True
-        return (st.st_mtime_ns, st.st_size) != known
+        return file_state(st) != known
 
     def warn(self, message: str) -> None:
         if self.on_warning is not None:

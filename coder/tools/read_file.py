@@ -22,7 +22,7 @@ import os
 import stat
 from typing import Any, BinaryIO
 
-from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError
+from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError, file_state
 from coder.tools.pathhints import missing_path_message
 from coder.tools.textcodec import SNIFF_BYTES, BinaryFile, Encoding, binary_kind, sniff
 from sandbox.paths import NotRegularFile, display, open_file, resolve_read
@@ -349,7 +349,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str | Output:
                 else:
                     result = _read_text(f, st.st_size, encoding, shown, offset, limit)
     # What the model saw is the file as it was opened: a change made during the read still counts as unseen.
-    ctx.seen[str(real)] = (st.st_mtime_ns, st.st_size)
+    ctx.seen[str(real)] = file_state(st)
     return result
 
 

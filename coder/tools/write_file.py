@@ -24,6 +24,10 @@ from sandbox.paths import NotRegularFile, atomic_write, display, open_file, reso
 UTF8 = Encoding("utf-8")
 
 
+def plural(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
 def count_lines(text: str) -> int:
     """Lines as an editor shows them: a final line without newline still counts."""
     return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
@@ -93,7 +97,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> Output:
     if raw is not None:
         try:
             old_text, encoding = decode(raw)
-            notes.append(f"was {count_lines(old_text)} lines")
+            notes.append(f"was {plural(count_lines(old_text))}")
         except BinaryFile as e:
             old_text = ""
             notes.append(f"it was not text ({e}, {len(raw)} bytes); written as UTF-8")
@@ -117,10 +121,10 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> Output:
         ctx.after_write(path)
     ctx.saw(path)
     diff = file_diff(shown, old_text, text)
-    lines = count_lines(text)
+    lines = plural(count_lines(text))
     if old_text is None:
-        return Output(f"Created {shown} ({lines} lines)", diff)
-    return Output(f"Overwrote {shown} ({lines} lines, {'; '.join(notes)})", diff)
+        return Output(f"Created {shown} ({lines})", diff)
+    return Output(f"Overwrote {shown} ({lines}, {'; '.join(notes)})", diff)
 
 
 TOOL = Tool(

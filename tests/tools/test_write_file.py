@@ -28,7 +28,7 @@ def test_create_with_parents(ctx: ToolContext, workspace: Path) -> None:
 def test_line_counts(ctx: ToolContext, workspace: Path) -> None:
     assert call(ctx, "empty.txt", "") == "Created empty.txt (0 lines)"
     assert call(ctx, "nonl.txt", "a\nb") == "Created nonl.txt (2 lines)"
-    assert call(ctx, "nonl.txt", "one\n") == "Overwrote nonl.txt (1 lines, was 2 lines)"
+    assert call(ctx, "nonl.txt", "one\n") == "Overwrote nonl.txt (1 line, was 2 lines)"
     assert (workspace / "empty.txt").read_bytes() == b""
 
 
@@ -125,7 +125,7 @@ def test_file_changed_since_it_was_read_is_refused_until_read_again(ctx: ToolCon
         "read it again before overwriting it, so that change is not lost")
     assert f.read_text() == "one\nadded by the user\n"
     read(ctx, "notes.txt")
-    assert call(ctx, "notes.txt", "replaced\n") == "Overwrote notes.txt (1 lines, was 2 lines)"
+    assert call(ctx, "notes.txt", "replaced\n") == "Overwrote notes.txt (1 line, was 2 lines)"
     assert f.read_text() == "replaced\n"
 
 
@@ -143,9 +143,9 @@ def test_same_size_change_is_seen_by_its_time(ctx: ToolContext, workspace: Path)
 
 def test_own_write_counts_as_seen_and_a_later_change_does_not(ctx: ToolContext, workspace: Path) -> None:
     f = workspace / "mine.txt"
-    assert call(ctx, "mine.txt", "v1\n") == "Created mine.txt (1 lines)"
+    assert call(ctx, "mine.txt", "v1\n") == "Created mine.txt (1 line)"
     assert str(f) in ctx.seen and not ctx.changed_since_seen(f)
-    assert call(ctx, "mine.txt", "v2\n") == "Overwrote mine.txt (1 lines, was 1 lines)"
+    assert call(ctx, "mine.txt", "v2\n") == "Overwrote mine.txt (1 line, was 1 line)"
     f.write_text("edited by a command\n")
     with pytest.raises(ToolError, match="changed on disk since you last read it"):
         call(ctx, "mine.txt", "v3\n")
@@ -154,7 +154,7 @@ def test_own_write_counts_as_seen_and_a_later_change_does_not(ctx: ToolContext, 
 
 def test_file_never_read_is_overwritten_and_said_so(ctx: ToolContext, workspace: Path) -> None:
     (workspace / "made.txt").write_text("made by a command\nline 2\n")
-    assert call(ctx, "made.txt", "new\n") == "Overwrote made.txt (1 lines, was 2 lines; you had not read it)"
+    assert call(ctx, "made.txt", "new\n") == "Overwrote made.txt (1 line, was 2 lines; you had not read it)"
     assert (workspace / "made.txt").read_text() == "new\n"
 
 
@@ -191,7 +191,7 @@ def test_utf8_bom_is_kept_once(ctx: ToolContext, workspace: Path) -> None:
     f = workspace / "b.txt"
     f.write_bytes(b"\xef\xbb\xbfold\n")
     read(ctx, "b.txt")
-    assert call(ctx, "b.txt", "new\n") == "Overwrote b.txt (1 lines, was 1 lines; kept its encoding, UTF-8 with BOM)"
+    assert call(ctx, "b.txt", "new\n") == "Overwrote b.txt (1 line, was 1 line; kept its encoding, UTF-8 with BOM)"
     assert f.read_bytes() == b"\xef\xbb\xbfnew\n"
     call(ctx, "b.txt", "\ufeffagain\n")  # a BOM in the content is the file's BOM, not a second one
     assert f.read_bytes() == b"\xef\xbb\xbfagain\n"
@@ -202,7 +202,7 @@ def test_latin1_file_is_kept_latin1(ctx: ToolContext, workspace: Path) -> None:
     f.write_bytes(b"caf\xe9\n")
     read(ctx, "l.txt")
     assert call(ctx, "l.txt", "cr\u00e8me br\u00fbl\u00e9e\n") == (
-        "Overwrote l.txt (1 lines, was 1 lines; kept its encoding, LATIN-1)")
+        "Overwrote l.txt (1 line, was 1 line; kept its encoding, LATIN-1)")
     assert f.read_bytes() == b"cr\xe8me br\xfbl\xe9e\n"
 
 
@@ -233,7 +233,7 @@ def test_crlf_kept_only_when_every_line_had_it(ctx: ToolContext, workspace: Path
     assert (workspace / "all.txt").read_bytes() == b"x\r\ny\r\nz"
     assert call(ctx, "mixed.txt", "x\ny\n") == "Overwrote mixed.txt (2 lines, was 2 lines)"
     assert (workspace / "mixed.txt").read_bytes() == b"x\ny\n"
-    assert call(ctx, "all.txt", "one line") == "Overwrote all.txt (1 lines, was 3 lines)"
+    assert call(ctx, "all.txt", "one line") == "Overwrote all.txt (1 line, was 3 lines)"
     assert (workspace / "all.txt").read_bytes() == b"one line"
 
 
@@ -242,6 +242,23 @@ def test_binary_file_replaced_by_text_is_said_so(ctx: ToolContext, workspace: Pa
     (workspace / "blob.bin").write_bytes(blob)
     read(ctx, "blob.bin")
     assert call(ctx, "blob.bin", "text now\n") == (
-        f"Overwrote blob.bin (1 lines, it was not text (binary data, {len(blob)} bytes); "
+        f"Overwrote blob.bin (1 line, it was not text (binary data, {len(blob)} bytes); "
         "written as UTF-8)")
     assert (workspace / "blob.bin").read_bytes() == b"text now\n"
+
+
+def test_a_replacement_that_keeps_size_and_mtime_is_still_a_change(ctx: ToolContext, workspace: Path) -> None:
+    """`touch -r` / `cp -p` / `rsync -t` put the old mtime on new content of the same size: the inode and
+    the ctime still tell."""
+    f = workspace / "a.txt"
+    f.write_text("v1\n")
+    read(ctx, "a.txt")
+    other = workspace / "b.txt"
+    other.write_text("XX\n")
+    st = f.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, f)
+    assert (f.stat().st_mtime_ns, f.stat().st_size) == (st.st_mtime_ns, st.st_size)
+    with pytest.raises(ToolError, match="changed on disk since you last read it"):
+        call(ctx, "a.txt", "mine\n")
+    assert f.read_text() == "XX\n"
