@@ -32,47 +32,113 @@ _LINE_CUT_WINDOW = 2000  # how far we look for a line boundary when trimming
 
 # Escape sequences (ECMA-48): CSI (colours, cursor moves, erasing), the string ones (OSC: titles,
 # hyperlinks; DCS, SOS, PM, APC) ended by BEL or ST, the short ESC ones, and a stray ESC.
-_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\`-~])?")
+_ESCAPE_RE = rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-Z\\`-~])?"
+_ESCAPE = re.compile(_ESCAPE_RE)
 # The start of one the chunk cut off: held back until the next chunk completes it.
 _UNFINISHED = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*\x1b?|[ -/]*)\Z")
 _MAX_ESCAPE = 4096  # longer is not a sequence anyone meant; its text shows
+# A complete CSI sequence. Its ESC always starts a sequence of its own and it always ends at the same
+# byte (parameters, intermediates and final bytes are disjoint ranges), so when every ESC of a chunk
+# starts one of a few such sequences, removing each with bytes.replace is what _ESCAPE.sub does.
+_CSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
+_FAST_MIN = 16  # ESCs in a chunk worth trying the replacements for
+_FAST_SAMPLE = 4096  # where the chunk's sequences are collected
+_FAST_KINDS = 8  # distinct sequences replaced at most
+# Cursor to column 1 (ESC[G, ESC[1G) and erase line (ESC[2K): a new frame, like \r, when text follows
+# them (after other sequences, if any); before a line end or the stream's end they are only removed.
+# They are first left as a lone ESC (no ESC survives the stripping otherwise), which is then read in
+# linear passes: a run is one, one before \r or \n goes, one at the end of the chunk waits, the rest is \r.
+_RESETS = (b"\x1b[2K", b"\x1b[G", b"\x1b[1G", b"\x1b[0G")
+_ESCAPE_OR_RESET = re.compile(rb"(\x1b)\[(?:[01]?G|2K)|" + _ESCAPE_RE)
+_MARKS = re.compile(rb"\x1b\x1b+")
+_MARK_AT_LINE_END = re.compile(rb"\x1b(?=[\r\n])")
 # What a later \r in the same line overwrote: up to the last \r that has text after it. A \r just
 # before the \n (CRLF) erases nothing.
 _OVERWRITTEN = re.compile(rb"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
 _LONE_LINE = 65536  # a line without \n held longer than this is passed on (a later \r starts a new line)
 
 
+def _overwrites(data: bytes) -> bool:
+    """Whether a \r in `data` may overwrite: text follows it on its line (not in CRLF, nor as the last byte)."""
+    first = data.find(b"\r")
+    if first == -1:
+        return False
+    if first + 1 < len(data) and data[first + 1] not in b"\r\n":
+        return True
+    return data.count(b"\r") != data.count(b"\r\n") + data.endswith(b"\r")
+
+
+def _mark_or_removed(m: re.Match[bytes]) -> bytes:
+    return b"\x1b" if m.group(1) else b""
+
+
 class TerminalText:
     """Bytes written for a terminal, as the text it would show: escape sequences removed, and of each
-    line's carriage-return frames (progress bars) only the last.
+    line's carriage-return frames (progress bars) only the last; ESC[G, ESC[1G and ESC[2K start a frame
+    too.
 
     Streaming: `feed` returns what is settled so far, holding back at most an unfinished escape
-    sequence and the current line's last frame (a later \r may still replace it); `end` the rest.
-    Linear in the input, so 100,000 progress frames cost no more than their bytes."""
+    sequence (or a line reset whose effect depends on what follows) and the current line's last frame
+    (a later \r may still replace it); `end` the rest. Linear in the input, so 100,000 progress frames
+    cost no more than their bytes; a chunk without ESC or \r costs a few scans of its bytes."""
 
     def __init__(self) -> None:
         self.pending = b""  # an unfinished escape sequence
         self.line = b""  # the current line's last frame (maybe a trailing \r), not yet passed on
         self.spilled = False  # part of the current line was passed on already (it grew past _LONE_LINE)
+        self.reset = False  # the text so far ended with a line reset: what follows decides what it does
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.pending + chunk
+        data = self.pending + chunk if self.pending else chunk
         self.pending = b""
         if b"\x1b" in data:
-            cut = _UNFINISHED.search(data, max(0, len(data) - _MAX_ESCAPE))
+            # A cut sequence starts at the last ESC, or the one before when the last byte is an ESC (ST).
+            window = max(0, len(data) - _MAX_ESCAPE)
+            cut = _UNFINISHED.search(data, max(window, data.rfind(b"\x1b", window, len(data) - 1)))
             if cut:
                 data, self.pending = data[: cut.start()], data[cut.start():]
-            data = _ESCAPE.sub(b"", data)
+            data = self._strip(data)
+        elif self.reset:
+            data = self._resets(data)
         return self._frames(data, final=False)
+
+    def _strip(self, data: bytes) -> bytes:
+        """`data` (complete sequences only) without its escape sequences, a line reset made a \r."""
+        escapes = data.count(b"\x1b")
+        if escapes >= _FAST_MIN:  # the common case: a few colours (or progress frames), over and over
+            kinds = set(_CSI.findall(data, 0, _FAST_SAMPLE))
+            if len(kinds) <= _FAST_KINDS and sum(map(data.count, kinds)) == escapes:
+                resets = kinds.intersection(_RESETS)
+                for kind in kinds - resets:
+                    data = data.replace(kind, b"")
+                if resets:  # now every ESC starts a reset: made one kind, then marks, no text is taken along
+                    for kind in resets - {b"\x1b[2K"}:
+                        data = data.replace(kind, b"\x1b[2K")
+                    data = data.replace(b"\x1b[2K", b"\x1b")
+                return self._resets(data)
+        if b"\x1b[2K" in data or b"\x1b[G" in data or b"\x1b[1G" in data or b"\x1b[0G" in data:  # _RESETS
+            return self._resets(_ESCAPE_OR_RESET.sub(_mark_or_removed, data))
+        return self._resets(_ESCAPE.sub(b"", data))
+
+    def _resets(self, data: bytes) -> bytes:
+        """Stripped `data` with each line reset (a lone ESC) made a \r, or removed where nothing follows it."""
+        if self.reset:
+            data, self.reset = b"\x1b" + data, False
+        if b"\x1b" not in data:
+            return data
+        data = _MARKS.sub(b"\x1b", data)
+        if data.endswith(b"\x1b"):
+            data, self.reset = data[:-1], True
+        return _MARK_AT_LINE_END.sub(b"", data).replace(b"\x1b", b"\r")
 
     def end(self) -> bytes:
         """What is left when the stream ends (an unfinished escape sequence is dropped)."""
-        self.pending = b""
+        self.pending, self.reset = b"", False  # a line reset at the end overwrites nothing
         return self._frames(b"", final=True)
 
     def _frames(self, data: bytes, final: bool) -> bytes:
         data = self.line + data
-        if b"\r" in data:
+        if _overwrites(data):
             if self.spilled and _OVERWRITTEN.match(data):
                 data = b"\n" + data  # what it overwrites was passed on: start a line of its own
             data = _OVERWRITTEN.sub(b"", data)

@@ -11,14 +11,16 @@ or `~` pattern under the search folder made relative, a repeated search folder
 (`path="src"`, `src/**/*.py`) dropped. A pattern that points elsewhere is refused
 with the call to make instead; the refusal is decided from the text alone, so it
 tells nothing about what exists there. An empty result says why when a quick look
-can tell. The pattern is only a filter: every reported path is checked against
-the deny list.
+can tell, from at most two extra walks that share half a second (HINT_BUDGET) and
+stop at HINT_FILES files. The pattern is only a filter: every reported path is
+checked against the deny list.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from sandbox.policy import Policy
 
 MAX_RESULTS = 200
 TIMEOUT = 30.0
-HINT_TIMEOUT = 5.0  # each extra look taken to explain an empty result
+HINT_BUDGET = 0.5  # seconds for all the extra looks taken to explain an empty result
 HINT_FILES = 20  # an extra look stops counting here
 GLOB_META = frozenset("*?[{\\")
 
@@ -100,26 +102,30 @@ def normalize(policy: Policy, pattern: str, real: Path, shown: str) -> str:
     return neg + "/".join(parts)
 
 
-def _look(ctx: ToolContext, real: Path, pattern: str, *flags: str) -> tuple[int, str | None]:
-    """How many allowed files another look finds (up to HINT_FILES) and the first, for a hint."""
+def _look(ctx: ToolContext, real: Path, pattern: str, deadline: float, *flags: str) -> tuple[int, str | None, bool]:
+    """How many allowed files another look finds (up to HINT_FILES, by `deadline`), the first, and
+    whether there may be more (it stopped at HINT_FILES or at the deadline)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return 0, None, False
     argv = ["--files", *flags, *rg.base_args(ctx.policy, real, [pattern]), "--", str(real)]
     count, first = 0, None
-    with rg.RgStream(argv, real, timeout=HINT_TIMEOUT, cancel=ctx.cancel) as stream:
+    with rg.RgStream(argv, real, timeout=remaining, cancel=ctx.cancel) as stream:
         for line in stream:
             if rg.allowed(ctx.policy, line):
                 count += 1
                 first = first or display(ctx.policy, Path(line))
                 if count >= HINT_FILES:
                     break
-    return count, first
+    return count, first, count >= HINT_FILES or stream.timed_out
 
 
-def _files(n: int) -> str:
-    return f"{n}{'+' if n >= HINT_FILES else ''} file{'' if n == 1 else 's'}"
+def _files(n: int, more: bool) -> str:
+    return f"{n}{'+' if more else ''} file{'' if n == 1 and not more else 's'}"
 
 
 def _why_nothing(ctx: ToolContext, real: Path, shown: str, pattern: str) -> str:
-    """Why a pattern matched nothing, when a quick look can tell; else ''."""
+    """Why a pattern matched nothing, when a quick look can tell (the looks share HINT_BUDGET); else ''."""
     if pattern.startswith("!"):
         return ""
     bare = pattern.lstrip("/")
@@ -128,15 +134,16 @@ def _why_nothing(ctx: ToolContext, real: Path, shown: str, pattern: str) -> str:
     folder = real / bare
     if "/" not in bare and not GLOB_META & set(bare) and _present(ctx.policy, folder) and folder.is_dir():
         return f"; {bare} is a folder: use {bare}/** for the files under it"
+    deadline = time.monotonic() + HINT_BUDGET
     if "/" in pattern and not bare.startswith("**/"):
-        n, first = _look(ctx, real, "**/" + bare)
+        n, first, more = _look(ctx, real, "**/" + bare, deadline)
         if n:
             return (f"; a pattern with / is anchored at the search folder, "
-                    f"and **/{bare} matches {_files(n)} (e.g. {first})")
-    n, first = _look(ctx, real, pattern, "--no-ignore")
+                    f"and **/{bare} matches {_files(n, more)} (e.g. {first})")
+    n, first, more = _look(ctx, real, pattern, deadline, "--no-ignore")
     if n:
-        verb = "matches but is" if n == 1 else "match but are"
-        return f"; {_files(n)} {verb} ignored by .gitignore/.ignore (e.g. {first})"
+        verb = "matches but is" if n == 1 and not more else "match but are"
+        return f"; {_files(n, more)} {verb} ignored by .gitignore/.ignore (e.g. {first})"
     return ""
 
 

@@ -11,7 +11,10 @@ and UTF-32 (with or without BOM, decoded incrementally), and anything else that
 is not valid UTF-8 is shown as latin-1 with a first line saying so, the way
 edit_file and write_file read it back. Files with a binary signature are
 described in one line; PNG, JPEG, GIF and WebP images within MAX_IMAGE_BYTES
-are handed to the model as an image.
+are handed to the model as an image, once their structure is walked (`image_problem`)
+and their pixel size is within MAX_IMAGE_SIDE and MAX_IMAGE_PIXELS: a provider
+refuses every later request while an image it cannot decode stays in the history,
+so a damaged or oversized one is only described.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ import stat
 from typing import Any, BinaryIO
 
 from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError, file_state
+from coder.tools.imageformat import (
+    IMAGE_HEAD_BYTES,
+    IMAGE_TYPES,
+    MAX_IMAGE_BYTES,
+    PIXEL_LIMIT,
+    image_problem,
+    image_size,
+    too_many_pixels,
+)
 from coder.tools.pathhints import missing_path_message
 from coder.tools.textcodec import SNIFF_BYTES, BinaryFile, Encoding, binary_kind, sniff
 from sandbox.paths import NotRegularFile, display, open_file, resolve_read
@@ -34,16 +46,6 @@ CHUNK = 64 * 1024  # read size while decoding the window
 SCAN_CHUNK = 1 << 20  # read size while counting lines
 # Room left under MAX_OUTPUT_CHARS for the closing note.
 BUDGET = MAX_OUTPUT_CHARS - 500
-
-# Images handed to the model as an image (Responses `input_image` content), by signature.
-IMAGE_TYPES = {
-    "PNG image": "image/png",
-    "JPEG image": "image/jpeg",
-    "GIF image": "image/gif",
-    "WebP image": "image/webp",
-}
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
-IMAGE_HEAD_BYTES = 256 * 1024  # where the pixel size of an image too large to send is looked for
 
 _BYTE_CODECS = ("utf-8", "latin-1")  # one b"\n" byte is one line end, at any offset
 
@@ -235,56 +237,6 @@ def _read_text(f: BinaryIO, size: int, encoding: Encoding, shown: str, offset: i
     return "\n".join(out)
 
 
-def image_size(kind: str, data: bytes) -> tuple[int, int] | None:
-    """(width, height) in pixels from an image's header, when it can be read from `data`."""
-    try:
-        if kind == "PNG image" and data[12:16] == b"IHDR":
-            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        if kind == "GIF image" and len(data) >= 10:
-            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-        if kind == "WebP image":
-            chunk = data[12:16]
-            if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a" and len(data) >= 30:
-                return (int.from_bytes(data[26:28], "little") & 0x3FFF,
-                        int.from_bytes(data[28:30], "little") & 0x3FFF)
-            if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-                bits = int.from_bytes(data[21:25], "little")
-                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-            if chunk == b"VP8X" and len(data) >= 30:
-                return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-            return None
-        if kind == "JPEG image":
-            return _jpeg_size(data)
-    except IndexError:
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Walk a JPEG's segments to its frame header (SOFn), which holds the pixel size."""
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before it
-            return None
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > len(data):
-                return None
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        if length < 2:
-            return None
-        i += 2 + length
-    return None
-
 
 def _read_image(f: BinaryIO, kind: str, size: int, shown: str) -> str | Output:
     f.seek(0)
@@ -295,9 +247,13 @@ def _read_image(f: BinaryIO, kind: str, size: int, shown: str) -> str | Output:
         size = max(size, os.fstat(f.fileno()).st_size)
         return (f"Image not shown: {shown} ({what}{size} bytes) is larger than the "
                 f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB ({MAX_IMAGE_BYTES} bytes) limit for images")
-    if not pixels or 0 in pixels:
-        # The provider refuses a request with an image it cannot decode, and the image would stay in the history.
-        return f"Image not shown: {shown} ({kind}, {len(data)} bytes) has no readable size in its header (damaged?)"
+    # The provider refuses a request with an image it cannot decode, and the image would stay in the history.
+    why = image_problem(kind, data)
+    if why:
+        return f"Image not shown: {shown} ({kind}, {len(data)} bytes): damaged or truncated ({why})"
+    assert pixels is not None
+    if too_many_pixels(pixels):
+        return f"Image not shown: {shown} ({what}{len(data)} bytes) is over the limit for images: {PIXEL_LIMIT}"
     url = f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(data).decode('ascii')}"
     return Output(
         text=f"Image: {shown} ({what}{len(data)} bytes), attached below for you to view",

@@ -5,11 +5,13 @@ from the search folder (so `glob` is anchored there, like glob_files) on the
 absolute path, and the workspace prefix is cut from each path, so results read
 relative to the workspace.
 
-rg reports in JSON: each match comes with its exact path (checked against the
-deny list), its lines and the byte offsets of what matched. That is what lets a
+rg reports in JSON: each file's `begin` event gives its exact path (checked against
+the deny list once, for the events of that file), and each match its lines and
+the byte offsets of what matched. That is what lets a
 match on a very long line (minified code) be shown as a window around the match
 rather than the line's first columns, and a multi-line match be shown as its
-lines, cut in the middle when it spans many.
+lines, cut in the middle when it spans many. Once the output is full, the rest
+is only counted, from each event's type and line number, without parsing it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ BUDGET = MAX_OUTPUT_CHARS - 500
 TIMEOUT = 30.0
 _GLOB_LIKE = re.compile(r"[\w.\-/{},*?\[\]!]*\*[\w.\-/{},*?\[\]!]*")
 _REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$])")
+# An event's line number, read from its text. Inside a JSON string a quote is escaped (\"), so
+# `"line_number":` with a bare quote is only ever the key.
+_LINE_NUMBER = re.compile(r'"line_number":(\d+)')
 
 
 def _regex_error(pattern: str, stderr: str) -> str | None:
@@ -52,6 +57,17 @@ def _regex_error(pattern: str, stderr: str) -> str | None:
         )
     escaped = _REGEX_META.sub(r"\\\1", pattern)
     return f"invalid regular expression {pattern}: {why}; to match the text literally, escape it: {escaped}"
+
+
+def _kind(line: str) -> str:
+    """The type of an rg JSON event; rg writes it first (`{"type":"match",...`), so it is read without
+    parsing the event (another layout is parsed)."""
+    if line.startswith('{"type":"'):
+        return line[9:line.find('"', 9)]
+    try:
+        return str(json.loads(line).get("type", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _data(field: dict[str, Any]) -> bytes:
@@ -126,26 +142,43 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         argv += ["-C", str(context)]
     argv += ["-e", pattern, "--", str(real)]
 
+    multiline = bool(args.get("multiline"))
     out: list[str] = []
     size = total = 0
     full = False  # the output is at MAX_LINES or BUDGET: what follows is only counted
     last: tuple[str, int] | None = None  # (file, line) last shown, to mark gaps between context groups
-    current = ""  # the file rg is reporting on
+    current = ""  # the file rg is reporting on, when it may be shown
     with rg.RgStream(argv, cwd, timeout=TIMEOUT, cancel=ctx.cancel, max_line_bytes=JSON_LINE_BYTES) as stream:
         for line in stream:
+            kind = _kind(line)
+            if kind == "begin":  # each file's events follow its `begin`: its path is checked once, here
+                try:
+                    file = os.fsdecode(_data(json.loads(line)["data"]["path"]))
+                except (ValueError, KeyError, TypeError):
+                    current = ""
+                    continue
+                current = rg.strip_prefix(file, policy.workspace) if rg.allowed(policy, file) else ""
+                continue
+            if kind == "end":  # (so an event outside a begin/end pair is never shown under a checked path)
+                current = ""
+            if kind not in ("match", "context") or not current:
+                continue
+            if full and not multiline:
+                # Only counted: one line per event (and a `--` before a gap), read without parsing the event.
+                total += 1
+                if context:
+                    number = _LINE_NUMBER.search(line)
+                    if number:
+                        no = int(number.group(1))
+                        total += last is not None and last != (current, no - 1)
+                        last = (current, no)
+                continue
             try:
                 event = json.loads(line)
-                kind = event["type"]
-                if kind not in ("begin", "match", "context"):
-                    continue
-                file = os.fsdecode(_data(event["data"]["path"]))
-            except (ValueError, KeyError, TypeError):  # an event over JSON_LINE_BYTES, cut
-                lines = [f"{current}: [a match on a line too long to show]"] if current else []
-            else:
-                current = rg.strip_prefix(file, policy.workspace) if rg.allowed(policy, file) else ""
-                if kind == "begin" or not current:
-                    continue
                 lines, end = _render(current, event)
+            except (ValueError, KeyError, TypeError):  # an event over JSON_LINE_BYTES, cut
+                lines = [f"{current}: [a match on a line too long to show]"]
+            else:
                 if context and last is not None and last != (current, event["data"]["line_number"] - 1):
                     lines.insert(0, "--")
                 last = (current, end)

@@ -167,6 +167,12 @@ TERMINAL_CASES = [  # (written for a terminal, what it shows)
     (b"done 50%\r\n", b"done 50%\r\n"),  # a \r before \n erases nothing
     (b"\x1b[2K\rloading\x1b[K\r\x1b[32mready\x1b[0m\nbye", b"ready\nbye"),
     (b"50%\r100%\r", b"100%"),  # the frame left when the stream ends
+    # Cursor to column 1 (ESC[1G, ESC[G) and erase line (ESC[2K) start a new frame, like \r (npm, yarn, ora).
+    (b"\x1b[2K\x1b[1Gframe1\x1b[2K\x1b[1Gframe2\n", b"frame2\n"),
+    (b"\x1b[?25l\x1b[2K\x1b[G\x1b[36m- 1/3\x1b[39m\x1b[2K\x1b[G\x1b[32m+ 3/3\x1b[39m\nok\n", b"+ 3/3\nok\n"),
+    (b"abc\x1b[1GX\n", b"X\n"),
+    # Before a line end (or the stream's end) they overwrite nothing and add no \r.
+    (b"kept\x1b[2K\nnext\x1b[1G\x1b[0m\r\nend\x1b[2K", b"kept\nnext\r\nend"),
 ]
 
 
@@ -186,6 +192,62 @@ def test_terminal_text_is_linear() -> None:
         start = time.perf_counter()
         assert _shown(*(raw[i:i + 65536] for i in range(0, len(raw), 65536))) == shown
         assert time.perf_counter() - start < 1.0
+
+
+def test_terminal_text_is_linear_in_runs_of_line_resets() -> None:
+    """Each line reset looks past the sequences after it for text: a long run of them is read once, not
+    once per reset (a 64 KB chunk of them took 9 s)."""
+    for unit in (b"\x1b[2K", b"\x1b[G", b"\x1b[2K\x1b[31m"):
+        run = unit * (60000 // len(unit))
+        raw = run + b"x" + run[:5000 // len(unit) * len(unit)] + b"y\n" + run + b"\n"
+        start = time.perf_counter()
+        assert _shown(*(raw[i:i + 65536] for i in range(0, len(raw), 65536))) == b"y\n\n"
+        assert time.perf_counter() - start < 1.0
+
+
+def test_terminal_text_strips_common_colours_without_the_regex(monkeypatch) -> None:
+    """Coloured output made of a few distinct sequences is cleaned by plain byte replacement: the
+    escape regex sees only a small sample of it (it was 7x slower than the raw text)."""
+    import sandbox.process as process
+
+    seen = []
+
+    class Spy:
+        def __init__(self, rx):
+            self.rx = rx
+
+        def __getattr__(self, name):
+            method = getattr(self.rx, name)
+
+            def spy(*args, **kwargs):
+                seen.append(max((len(a) for a in args if isinstance(a, bytes)), default=0))
+                return method(*args, **kwargs)
+            return spy
+
+    monkeypatch.setattr(process, "_ESCAPE", Spy(process._ESCAPE))
+    raw = b"".join(b"\x1b[1;31merror\x1b[0m: line %d\x1b[K\r\n" % i for i in range(40000))
+    assert _shown(*(raw[i:i + 65536] for i in range(0, len(raw), 65536))) == b"".join(
+        b"error: line %d\r\n" % i for i in range(40000))
+    assert sum(seen) < len(raw) // 10
+
+
+def test_terminal_text_fast_path_matches_the_regex() -> None:
+    """However sequences, frames and chunk edges mix, a long chunk (cleaned by byte replacement when
+    it can be) shows what short chunks (cleaned by the regex) show."""
+    import random
+
+    rnd = random.Random(7)
+    text = [b"a", b"bc", b"\n", b"\r", b"\r\n", b"m", b"0m", b"[", b"\\", b"K"]
+    csi = [b"\x1b[31m", b"\x1b[0m", b"\x1b[1;4m", b"\x1b[K", b"\x1b[m", b"\x1b[?25l", b"\x1b[2K", b"\x1b[1G"]
+    odd = [b"\x1b", b"\x1b[", b"\x1b]0;t\x07", b"\x1b]8;;u\x1b\\", b"\x1b(B", b"\x1b[3"]
+    for trial in range(2000):
+        tokens = text + csi + (odd if trial % 2 else [])
+        raw = b"".join(rnd.choice(tokens) for _ in range(rnd.randint(1, 60)))
+        whole = _shown(raw)
+        cuts = sorted(rnd.sample(range(len(raw) + 1), rnd.randint(0, min(6, len(raw)))))
+        assert _shown(*(raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)]))) == whole, (raw, cuts)
+        many = raw * 60
+        assert _shown(many) == _shown(*(many[i:i + 7] for i in range(0, len(many), 7))), raw
 
 
 def test_terminal_text_holds_back_little() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,35 @@ def test_hints_never_name_a_denied_file(workspace, tmp_path):
     for pattern in ("*.pem", "sub/*.pem", "keys", "keys/*.pem", "/keys/sub/*", "keys/"):
         out = call_tool(ctx, "glob_files", json.dumps({"pattern": pattern, "path": None})).output
         assert "id.pem" not in out and "is a folder" not in out and "ignored" not in out, (pattern, out)
+
+
+@pytest.fixture
+def slow_hint_looks(tmp_path, monkeypatch):
+    """rg as installed for the search itself, but the extra looks (`**/` or --no-ignore) take 10 s, after
+    printing `$SLOW_FIRST` when it is set: a monorepo's node_modules."""
+    real = glob_files.rg.find_rg()
+    script = tmp_path / "rg"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in --no-ignore|"**/"*) '
+        '[ -n "$SLOW_FIRST" ] && printf "%s\\n" "$SLOW_FIRST"; exec sleep 10;; esac; done\n'
+        f'exec "{real}" "$@"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(glob_files.rg, "find_rg", lambda: str(script))
+    monkeypatch.setattr(glob_files.rg, "scrub", lambda env: dict(env))  # keep SLOW_FIRST for the script
+    return monkeypatch
+
+
+def test_the_looks_explaining_an_empty_result_share_half_a_second(ctx, tree, slow_hint_looks):
+    start = time.monotonic()
+    assert glob(ctx, pattern="lib/*.zz") == "No files matching lib/*.zz in ."
+    assert time.monotonic() - start < glob_files.HINT_BUDGET + 1.0
+
+
+def test_a_look_cut_short_says_there_may_be_more(ctx, tree, slow_hint_looks):
+    slow_hint_looks.setenv("SLOW_FIRST", str(tree / "src" / "gen" / "g.ts"))
+    start = time.monotonic()
+    assert glob(ctx, pattern="g.ts") == (
+        "No files matching g.ts in .; 1+ files match but are ignored by .gitignore/.ignore (e.g. src/gen/g.ts)")
+    assert time.monotonic() - start < glob_files.HINT_BUDGET + 1.0

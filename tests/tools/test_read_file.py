@@ -308,9 +308,10 @@ def png(width: int, height: int, pixels: bytes | None = None, level: int = 9) ->
 # The classic 1x1 GIF: header, logical screen, 2-colour table, image descriptor, LZW data, trailer.
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00"
        b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-# SOI, a JFIF APP0 segment, then SOF0 (8-bit, height 3, width 5, one component), EOI.
+# SOI, a JFIF APP0 segment, SOF0 (8-bit, height 3, width 5, one component), a scan (SOS and its data), EOI.
 JPEG = (b"\xff\xd8" + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-        + b"\xff\xc0\x00\x0b\x08\x00\x03\x00\x05\x01\x01\x11\x00" + b"\xff\xd9")
+        + b"\xff\xc0\x00\x0b\x08\x00\x03\x00\x05\x01\x01\x11\x00"
+        + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x12\x34\xff\x00\x56" + b"\xff\xd9")
 
 
 def webp(chunk: bytes, payload: bytes) -> bytes:
@@ -320,8 +321,11 @@ def webp(chunk: bytes, payload: bytes) -> bytes:
 
 # VP8L: signature 0x2F, then width-1 and height-1 in 14 bits each (7x4 here).
 WEBP_LOSSLESS = webp(b"VP8L", b"\x2f" + struct.pack("<I", (7 - 1) | ((4 - 1) << 14)) + b"\x00" * 8)
-# VP8X: flags, 3 reserved bytes, then canvas width-1 and height-1 in 24 bits each (300x200 here).
-WEBP_EXTENDED = webp(b"VP8X", b"\x00\x00\x00\x00" + (300 - 1).to_bytes(3, "little") + (200 - 1).to_bytes(3, "little"))
+# VP8X: flags, 3 reserved bytes, then canvas width-1 and height-1 in 24 bits each (300x200 here), then
+# the image itself (a VP8L chunk): a VP8X chunk alone holds no picture.
+_VP8X = webp(b"VP8X", b"\x00\x00\x00\x00" + (300 - 1).to_bytes(3, "little") + (200 - 1).to_bytes(3, "little"))
+_VP8L = b"VP8L" + struct.pack("<I", 13) + b"\x2f" + struct.pack("<I", 299 | (199 << 14)) + b"\x00" * 8 + b"\x00"
+WEBP_EXTENDED = b"RIFF" + struct.pack("<I", len(_VP8X) - 8 + len(_VP8L)) + _VP8X[8:] + _VP8L
 
 
 @pytest.mark.parametrize("name,data,mime,pixels", [
@@ -354,7 +358,91 @@ def test_image_over_the_limit_is_refused_with_its_size(ctx, workspace: Path):
 def test_image_without_a_readable_header_is_not_sent(ctx, workspace: Path):
     """A provider refuses a request holding an image it cannot decode: a damaged one is only described."""
     (workspace / "cut.png").write_bytes(png(3, 2)[:20])
-    assert read(ctx, path="cut.png") == "Image not shown: cut.png (PNG image, 20 bytes) has no readable size in its header (damaged?)"
+    assert read(ctx, path="cut.png") == (
+        "Image not shown: cut.png (PNG image, 20 bytes): damaged or truncated (no complete IHDR chunk first)")
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+IHDR = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+JFIF = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+SOF = b"\xff\xc0\x00\x0b\x08\x00\x03\x00\x05\x01\x01\x11\x00"
+SOS = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + b"\x12\x34\xff\x00\x56"  # header, then scan data
+
+
+DAMAGED = [
+    # PNG: chunks walked within the file, IHDR first, image data, IEND last.
+    ("sig-ihdr.png", PNG_SIG + IHDR, "no IEND chunk at its end"),
+    ("no-idat.png", PNG_SIG + IHDR + png_chunk(b"IEND", b""), "no IDAT chunk (image data)"),
+    ("cut.png", png(3, 2)[:-20], "a chunk runs past the end of the file"),
+    ("idat-first.png", PNG_SIG + png_chunk(b"IDAT", b"x") + IHDR + png_chunk(b"IEND", b""),
+     "no complete IHDR chunk first"),
+    ("text.png", PNG_SIG + b"just some text after a PNG signature\n", "no complete IHDR chunk first"),
+    # JPEG: segments walked to a frame header and the start of scan, the file ends with EOI.
+    ("fake.jpg", b"\xff\xd8\xff" + b"\xff\xe0\x00\x02" * 3 + b"\xff\xc0\x00\x11\x08\x00\x10\x00\x20",
+     "a segment runs past the end of the file"),
+    ("no-scan.jpg", b"\xff\xd8" + JFIF + SOF + b"\xff\xd9", "no start of scan"),
+    ("no-frame.jpg", b"\xff\xd8" + JFIF + SOS + b"\xff\xd9", "no frame header before the start of scan"),
+    ("cut.jpg", b"\xff\xd8" + JFIF + SOF + SOS, "no end-of-image marker (FFD9) after the scan"),
+    ("junk.jpg", b"\xff\xd8" + JFIF + b"hello" + SOF + SOS + b"\xff\xd9", "not a segment marker at byte 20"),
+    # GIF: screen descriptor, colour table, blocks up to an image and the trailer.
+    ("hello.gif", b"GIF89a hello this is text\n", "an unknown block at byte 13"),
+    ("no-trailer.gif", GIF[:-1], "no trailer (0x3B) at its end"),
+    ("cut.gif", GIF[:-6], "a block runs past the end of the file"),
+    ("no-image.gif", GIF[:19] + b";", "no image descriptor"),
+    # WebP: RIFF size matching the file, a VP8/VP8L/VP8X chunk first, image data.
+    ("short.webp", WEBP_LOSSLESS[:-4], "its RIFF size (25) is not the file size less 8 (21)"),
+    ("alpha.webp", webp(b"ALPH", b"\x00" * 4), "no VP8, VP8L or VP8X chunk first"),
+    ("header-only.webp", webp(b"VP8X", b"\x00" * 4 + (299).to_bytes(3, "little") + (199).to_bytes(3, "little")),
+     "no VP8, VP8L or ANMF chunk (image data)"),
+    ("bad-vp8l.webp", webp(b"VP8L", b"\x00" * 12), "no readable size in its header"),
+]
+
+
+@pytest.mark.parametrize("name,data,why", DAMAGED, ids=[case[0] for case in DAMAGED])
+def test_damaged_images_are_described_not_sent(ctx, workspace: Path, name, data, why):
+    """Only the header used to be checked: these were all sent, and the provider then refused every request."""
+    (workspace / name).write_bytes(data)
+    kind = {"png": "PNG", "jpg": "JPEG", "gif": "GIF", "webp": "WebP"}[name.rsplit(".", 1)[1]]
+    assert read(ctx, path=name) == (
+        f"Image not shown: {name} ({kind} image, {len(data)} bytes): damaged or truncated ({why})")
+    result = call_tool(ctx, "read_file", json.dumps({"path": name}))
+    assert result.ok and not result.content
+
+
+@pytest.mark.parametrize("width,height", [(4_000_000_000, 4_000_000_000), (10_001, 10), (8000, 7000)])
+def test_images_over_the_pixel_limit_are_described_not_sent(ctx, workspace: Path, width, height):
+    data = (PNG_SIG + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    (workspace / "big.png").write_bytes(data)
+    assert read(ctx, path="big.png") == (
+        f"Image not shown: big.png (PNG image, {width}x{height} pixels, {len(data)} bytes) is over the limit "
+        "for images: at most 10000 pixels a side and 50 megapixels")
+
+
+def test_images_with_many_chunks_segments_and_blocks_are_sent(ctx, workspace: Path):
+    """Structures that are walked, not just their first bytes: split image data, text chunks, EXIF
+    segments, a progressive JPEG's several scans, an animated GIF, an extended WebP with image data."""
+    rows = b"".join(b"\x00" + bytes(range(9)) for _ in range(2))
+    z = zlib.compress(rows)
+    split_png = (PNG_SIG + IHDR + png_chunk(b"tEXt", b"Comment\x00hi") + png_chunk(b"IDAT", z[:5])
+                 + png_chunk(b"IDAT", z[5:]) + png_chunk(b"IEND", b""))
+    exif = b"\xff\xe1\x00\x08Exif\x00\x00"
+    progressive = b"\xff\xd8" + exif + b"\xff\xc2\x00\x0b\x08\x00\x03\x00\x05\x01\x01\x11\x00" + SOS + SOS + b"\xff\xd9"
+    animated = GIF[:19] + b"!\xf9\x04\x00\x0a\x00\x00\x00" + GIF[19:-1] + GIF[19:]
+    vp8l = (b"VP8L" + struct.pack("<I", 13) + b"\x2f" + struct.pack("<I", (7 - 1) | ((4 - 1) << 14))
+            + b"\x00" * 8 + b"\x00")
+    extended = webp(b"VP8X", b"\x00" * 4 + (6).to_bytes(3, "little") + (3).to_bytes(3, "little"))
+    extended = b"RIFF" + struct.pack("<I", len(extended) - 8 + len(vp8l)) + extended[8:] + vp8l
+    for name, data, pixels in (("split.png", split_png, "3x2"), ("exif.jpg", progressive, "5x3"),
+                               ("anim.gif", animated, "1x1"), ("ext.webp", extended, "7x4")):
+        (workspace / name).write_bytes(data)
+        out = read(ctx, path=name)
+        assert not isinstance(out, str), (name, out)
+        assert out.text.startswith(f"Image: {name} (") and f"{pixels} pixels" in out.text, out.text
 
 
 def test_a_read_records_what_the_model_saw(ctx, workspace: Path):

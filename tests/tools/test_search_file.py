@@ -150,6 +150,59 @@ def test_cap_note_with_exact_count(ctx, workspace):
     assert lines[200] == "[50 more lines not shown; narrow the pattern, path or glob]"
 
 
+def test_deny_list_checked_once_per_file(ctx, workspace, monkeypatch):
+    for name in ("a.py", "b.py", "c.py"):
+        (workspace / name).write_text("import x\n" * 50)
+    checked = []
+    real = rg.allowed
+    monkeypatch.setattr(rg, "allowed", lambda policy, path: checked.append(path) or real(policy, path))
+    assert len(search(ctx, pattern="import").splitlines()) == 150
+    assert sorted(os.path.basename(p) for p in checked) == ["a.py", "b.py", "c.py"]
+
+
+class _CountingJson:
+    """search_file's `json`, counting the events it parses."""
+
+    def __init__(self):
+        self.parsed = 0
+
+    def loads(self, text):
+        self.parsed += 1
+        return json.loads(text)
+
+
+def test_matches_past_the_cap_are_counted_without_parsing_them(ctx, workspace, monkeypatch):
+    """Once the output is full, the rest is only counted: 20,000 matches parse about MAX_LINES events."""
+    for d in range(20):
+        (workspace / f"m{d:02}.py").write_text("".join(f"import mod{i}\n" for i in range(1000)))
+    counting = _CountingJson()
+    monkeypatch.setattr(search_file, "json", counting)
+    lines = search(ctx, pattern="import").splitlines()
+    assert lines[0] == "m00.py:1:import mod0" and lines[199] == "m00.py:200:import mod199"
+    assert lines[200] == "[19800 more lines not shown; narrow the pattern, path or glob]"
+    assert counting.parsed < search_file.MAX_LINES + 50
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_count_past_the_cap_with_context_gaps_and_denied_files_is_exact(workspace, tmp_path, multiline):
+    """What is only counted adds up as if it were shown: context lines, `--` between groups, no denied file."""
+    private = workspace / "private"
+    private.mkdir()
+    (private / "key.txt").write_text("hit\n" * 500)
+    # A hit every 4th line with 1 line of context: groups of 3 lines, a `--` between them (none at the
+    # edges of a file); a file after the first starts with `--` too.
+    body = "".join("hit\n" if i % 4 == 1 else f"other {i}\n" for i in range(1, 401))
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (workspace / name).write_text(body)
+    ctx = make_ctx(workspace, tmp_path, deny=(private,))
+    out = search(ctx, pattern="hit", context_lines=1, multiline=multiline)
+    per_file = 100 * 3 - 1 + 99  # the first group has no line before it; 99 separators
+    total = 3 * per_file + 2  # a `--` before each later file
+    lines = out.splitlines()
+    assert lines[-1] == f"[{total - (len(lines) - 1)} more lines not shown; narrow the pattern, path or glob]"
+    assert "key.txt" not in out and len(lines) - 1 == search_file.MAX_LINES
+
+
 def test_long_lines_are_cut(ctx, workspace):
     (workspace / "min.js").write_text("needle" + "x" * 5000 + "\n")
     out = search(ctx, pattern="needle")
