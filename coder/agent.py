@@ -15,18 +15,19 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generator
 
 from coder import dirs
-from coder.approvals import Approvals, sandbox_denial
+from coder.approvals import Approvals
 from coder.client import CONTEXT_FULL, Failure, Raw, ResponsesClient, error_code, new_request_id, retryable_code
 from coder.config import Config, ConfigError
 from coder.context import Meter
 from coder.conversation import INTERRUPTED, Conversation, developer_message, output_text
+from coder.images import ImageError, load_image
 from coder.keeping import ContextFull, ContextKeeping
 from coder.events import (
     ApprovalRequest,
@@ -53,6 +54,8 @@ from sandbox.backends import Backend
 from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
 POLL_INTERVAL = (0.25, 2.0)  # background mode: first and largest wait between polls
+CONTEXT_GAP = "\n\n"  # before the environment context in the first message
+CANCEL_TIMEOUT = 2.0  # how long a stopped run waits to tell the endpoint to cancel a background response
 
 
 class StreamFault(Exception):
@@ -97,10 +100,7 @@ class Agent(ContextKeeping):
                 f"got {config.tool_choice!r}"
             )
         if config.background and config.zdr:
-            raise ConfigError(
-                "background mode needs store=true, which Zero Data Retention forbids "
-                f"(set store = true; codex models like {config.model} are always ZDR)"
-            )
+            raise ConfigError(config.background_refusal())
         self._owned_temp: Path | None = None
         if policy is None:
             self._owned_temp = make_private_temp_dir()
@@ -119,6 +119,7 @@ class Agent(ContextKeeping):
         self.approvals = Approvals(config.approval or "never")
         self.usage = Usage()
         self.cancel_event = threading.Event()
+        self.client.stop = self.cancel_event  # a cancel also ends the request in flight, at whatever stage
         self._told_unreplayable = False  # the notice about reasoning that cannot be replayed, given once
         self.meter = Meter(fixed=len(self.instructions) + len(self._tools_json))
         self._chain: tuple[str, int] | None = None  # chain = true: (last response id, items it covers)
@@ -137,7 +138,8 @@ class Agent(ContextKeeping):
     def _child_env(self) -> dict[str, str]:
         from coder import credentials
 
-        env = credentials.child_environment(self.config.api_key_env, self.config.env_passthrough)
+        env = credentials.child_environment(self.config.api_key_env, self.config.env_passthrough,
+                                            workspace=self.workspace)  # coder's venv off PATH, rg on it
         if self.policy.temp_dir:
             env["TMPDIR"] = str(self.policy.temp_dir)
         return env
@@ -148,7 +150,10 @@ class Agent(ContextKeeping):
         self.conversation.queue(text)
 
     def cancel(self) -> None:
-        """Stop the current run: running commands are killed, a response being streamed is dropped."""
+        """Stop the current run, from any thread, at once: running commands are killed and the request in
+        flight is dropped whatever it waits for (the headers, a silent stream, a retry's pause, a poll).
+        The run then ends with TurnDone(status="interrupted") and every call answered; once is enough,
+        and calling it again does no harm."""
         self.cancel_event.set()
         self.client.abort()
 
@@ -225,13 +230,23 @@ class Agent(ContextKeeping):
         )
 
     # --- the loop ---
-    def run(self, prompt: str | None) -> Iterator[Event]:
+    def run(self, prompt: str | None, images: Sequence[str | os.PathLike[str]] = ()) -> Iterator[Event]:
+        """One turn: `prompt` (None: go on, e.g. with queued follow-ups), with `images` (files: PNG, JPEG, GIF,
+        WebP, see coder.images) sent in the same user message. An image that cannot be sent ends the run
+        before anything is sent or kept: an Error naming it, then TurnDone(status="failed")."""
         self.cancel_event.clear()
         self.conversation.close_open_calls(INTERRUPTED)  # a resumed, cut-off turn
-        if prompt:
-            # The first message of a conversation also says where and when it is.
+        try:
+            parts = [load_image(path) for path in images]
+        except ImageError as e:
+            yield Error(str(e))
+            yield TurnDone(status="failed", final_text="")
+            return
+        if prompt or parts:
+            # The first message of a conversation also says where and when it is: a part of its own, after a
+            # blank line, so an endpoint that joins the parts does not glue it to the last sentence.
             context = environment_context(self.policy) if not self.conversation.items else None
-            self.conversation.add_user(prompt, context)
+            self.conversation.add_message(user_message(prompt or "", parts, CONTEXT_GAP + context if context else None))
         for text in self.conversation.deliver_queued():  # follow-ups that came after the last request
             yield FollowUpDelivered(text)
         run_usage = Usage()
@@ -261,11 +276,11 @@ class Agent(ContextKeeping):
                                  "repeat runs once, calls that differ are not run")
                 self.conversation.add_output(output)
                 yield from self._reported(result, run_usage)
+                calls = [i for i in output if i.get("type") == "function_call"]
                 for item in output:
                     if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
                         final_text = output_text(item)
-                        yield MessageDone(final_text)
-                calls = [i for i in output if i.get("type") == "function_call"]
+                        yield MessageDone(final_text, _phase(item, bool(calls)))
                 if result.status != "completed":
                     self.conversation.close_open_calls(f"Not run: the response ended with status {result.status}.")
                     yield Error(result.error or f"the response ended with status {result.status}")
@@ -286,8 +301,7 @@ class Agent(ContextKeeping):
             status = "failed"
             yield Error(str(e))
         except KeyboardInterrupt:
-            status = "interrupted"
-            yield Error("interrupted")
+            status = "interrupted"  # a stop the user asked for: turn.done says so, it is no error
         finally:
             self.cancel_event.set()  # stops any command still running in a worker
             self.conversation.close_open_calls(INTERRUPTED)
@@ -295,6 +309,10 @@ class Agent(ContextKeeping):
 
     def _reported(self, result: "ResponseResult", run_usage: Usage) -> Iterator[Event]:
         """A response's usage: counted, and the truth about the context's size from now on."""
+        if result.usage.cost is None:
+            from coder import pricing
+
+            result.usage.cost = pricing.cost(self.config.model, result.usage, self.config)
         run_usage.add(result.usage)
         self.usage.add(result.usage)
         self.meter.reported(result.usage.input_tokens + result.usage.output_tokens, self.conversation.size)
@@ -406,12 +424,15 @@ class Agent(ContextKeeping):
         done_items: list[dict[str, Any]] = []
         final: dict[str, Any] | None = None
         events = self.client.stream(body, key, request_id)
+        phase: str | None = None  # of the message being streamed
         try:
             for ev in events:
                 self._check_cancel()
                 kind = ev.get("type")
                 if kind == "response.output_text.delta":
-                    yield TextDelta(ev.get("delta", ""))
+                    yield TextDelta(ev.get("delta", ""), phase)
+                elif kind == "response.output_item.added":
+                    phase = _known_phase((ev.get("item") or {}).get("phase"))
                 elif kind == "response.reasoning_summary_text.delta":
                     yield ReasoningDelta(ev.get("delta", ""))
                 elif kind == "response.output_item.done":
@@ -466,6 +487,7 @@ class Agent(ContextKeeping):
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:
+                    self._check_cancel()  # the poll was cut off by a stop
                     failure = self.client.classify(exc)
                     failures += 1
                     if not failure.retryable or failures > self.config.max_retries:
@@ -473,7 +495,7 @@ class Agent(ContextKeeping):
                     yield Retrying(attempt=failures, delay=wait, reason=failure.message)
         except KeyboardInterrupt:
             try:
-                self.client.cancel(rid)
+                self.client.cancel(rid, timeout=CANCEL_TIMEOUT)  # briefly: the user is waiting for the stop
             except Exception:
                 pass
             raise
@@ -506,7 +528,7 @@ class Agent(ContextKeeping):
                     results = list(pool.map(self._execute, batch))
             for call, (result, duration) in zip(batch, results):
                 self.conversation.add_call_output(call["call_id"], result.output, result.content)
-                yield ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration, result.diff)
+                yield finished_event(call, result, duration)
 
     def _execute(self, call: dict[str, Any], ctx: ToolContext | None = None) -> tuple[ToolResult, float]:
         start = time.monotonic()
@@ -547,15 +569,22 @@ class Agent(ContextKeeping):
         if approvals.may_escalate() and backend.isolates and approvals.is_trusted(command):
             return self._execute(call, self._unsandboxed())
         result, duration = self._execute(call)
-        denial = sandbox_denial(result.output) if result.ok and not result.output.startswith("Exit code: 0") else None
-        if not (approvals.may_escalate() and backend.isolates and denial):
+        if not (approvals.may_escalate() and backend.isolates and result.denied):
             return result, duration
-        request = yield from self._ask(call, command, f"the sandbox blocked it: {denial}", escalate=True)
+        request = yield from self._ask(call, command, f"the sandbox blocked it: {result.denial}", escalate=True)
         if not request.approved:
             declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{_note(request)}"
-            return ToolResult(declined, result.ok), duration
+            return replace(result, output=declined), duration
         rerun, more = self._execute(call, self._unsandboxed())
-        return ToolResult(f"Re-run outside the sandbox with the user's approval.\n{rerun.output}", rerun.ok, rerun.diff), duration + more
+        return replace(rerun, output=f"Re-run outside the sandbox with the user's approval.\n{rerun.output}"), duration + more
+
+
+def user_message(text: str, images: list[dict[str, Any]], context: str | None) -> dict[str, Any]:
+    """The user's message: their text, their images, then (first message only) the environment context."""
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}, *images]  # the text first, even empty
+    if context:
+        parts.append({"type": "input_text", "text": context})
+    return {"type": "message", "role": "user", "content": parts}
 
 
 def _distinct_calls(output: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:
@@ -585,6 +614,25 @@ def _distinct_calls(output: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
             refused[call_id] = (f"Error: not run: call_id {call_id} was given to more than one call with different "
                                 "arguments in one response; make each call again with its own call_id.")
     return kept, refused, repeated
+
+
+def finished_event(call: dict[str, Any], result: ToolResult, duration: float) -> ToolCallFinished:
+    return ToolCallFinished(call["call_id"], call.get("name", ""), result.ok, result.output, duration, result.diff,
+                            exit_code=result.exit_code, timed_out=result.timed_out, interrupted=result.interrupted,
+                            denied=result.denied, denial=result.denial, output_tail=result.output_tail,
+                            counts=dict(result.counts))
+
+
+PHASES = ("commentary", "final_answer")
+
+
+def _known_phase(value: Any) -> str | None:
+    return value if value in PHASES else None
+
+
+def _phase(item: dict[str, Any], with_calls: bool) -> str:
+    """A message's phase: as the item says, else commentary when the model also made calls."""
+    return _known_phase(item.get("phase")) or ("commentary" if with_calls else "final_answer")
 
 
 def _note(request: ApprovalRequest) -> str:

@@ -26,6 +26,29 @@ SHARED = {  # flags that may come before or after the command: `coder -C dir exe
     "vi": (("--vi",), {"action": "store_true", "help": "vi keys at the prompt (default: emacs)"}),
 }
 SESSION_FLAGS = ("model", "cd", "sandbox", "approval", "network", "base_url", "auto_commit", "vi")
+SHELLS = ("bash", "zsh", "fish")
+
+# Real invocations (tests/test_config_cli.py parses each one with this parser): text before the two spaces.
+EXAMPLES = """examples:
+  coder                                       an interactive session in this project
+  coder exec "fix the failing test in tests/test_api.py"
+  coder resume --last                         reopen this project's latest session
+  coder -c model=gpt-5.4 -c limits.memory_mb=4096   any setting for one run (-c KEY=VALUE, TOML values)
+  coder config                                the effective settings, and where each came from
+  coder completion bash > ~/.local/share/bash-completion/completions/coder
+"""
+EXEC_EXAMPLES = """examples:
+  coder exec "add a test for parse_date and make it pass"
+  git diff | coder exec "review this change"        piped input goes after the task
+  coder exec --json "run the tests and fix what fails" > events.jsonl
+  coder exec --sandbox read-only -c reasoning_effort=high - < task.md   the task from a file
+  coder exec --last -o notes.md "now update the changelog"   continue the latest session
+"""
+COMPLETION_HELP = """install:
+  bash: coder completion bash > ~/.local/share/bash-completion/completions/coder
+  zsh:  coder completion zsh > ~/.zfunc/_coder   (with fpath+=(~/.zfunc) before compinit in ~/.zshrc)
+  fish: coder completion fish > ~/.config/fish/completions/coder.fish
+"""
 
 
 def _flags(p: argparse.ArgumentParser, names: tuple[str, ...], top: bool = False) -> None:
@@ -34,26 +57,39 @@ def _flags(p: argparse.ArgumentParser, names: tuple[str, ...], top: bool = False
     for name in names:
         flags, options = SHARED[name]
         p.add_argument(*flags, **options, **({} if top else {"default": argparse.SUPPRESS}))
+    # -c before the command and after it are kept apart (a subcommand's list would replace the other).
+    p.add_argument("-c", "--config", action="append", metavar="KEY=VALUE",
+                   dest="overrides" if top else "overrides_after", **({} if top else {"default": argparse.SUPPRESS}),
+                   help="set any config setting for this run, e.g. -c model=gpt-5.4 -c limits.memory_mb=4096 "
+                        "(the value is TOML; a bare word is a string)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="coder", description="A terminal coding agent over the OpenAI Responses API. "
-        "With no command, starts an interactive session in the project."
+        prog="coder", description="A terminal coding agent over the OpenAI Responses API.\n"
+        "With no command, starts an interactive session in the project.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"coder {__version__}")
     _flags(parser, SESSION_FLAGS, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    ex = sub.add_parser("exec", help="run one task to completion (for shells, scripts and CI)")
-    ex.add_argument("prompt", metavar="PROMPT", help="the task; - reads it from standard input")
+    ex = sub.add_parser("exec", help="run one task to completion (for shells, scripts and CI)",
+                        epilog=EXEC_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("prompt", metavar="PROMPT", help="the task; - reads it from standard input. Input piped in "
+                    "with a task given goes after it (git diff | coder exec \"review this\")")
     _flags(ex, ("model", "cd", "sandbox", "network", "base_url", "auto_commit"))
     ex.add_argument("--max-turns", type=int, metavar="N", help="stop after N model requests (default 100)")
-    ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
+    ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout (errors also on stderr)")
+    ex.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress on stderr, only errors and notes (progress: rich on a terminal, else plain lines)")
+    ex.add_argument("-i", "--image", action="append", metavar="FILE",
+                    help="send an image (PNG, JPEG, GIF, WebP) with the task; repeat for more")
     ex.add_argument("-o", "--output", metavar="FILE", help="also write the final answer to FILE")
     ex.add_argument("--tool-choice", metavar="CHOICE", help="auto, required, none, or a tool name")
     ex.add_argument("--reasoning-effort", choices=["none", "minimal", "low", "medium", "high", "xhigh"])
-    ex.add_argument("--background", action="store_true", help="create the response in background mode and poll")
+    ex.add_argument("--background", action="store_true", help="create the response in background mode and poll; "
+                    "turns store on for this run (background responses are stored), so not for codex (ZDR) models")
     which = ex.add_mutually_exclusive_group()
     which.add_argument("--resume", metavar="ID", help="continue session ID (coder sessions lists them)")
     which.add_argument("--last", action="store_true", help="continue this project's latest session")
@@ -64,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flags(rs, SESSION_FLAGS)
 
     ls = sub.add_parser("sessions", help="list recent sessions of this project")
-    ls.add_argument("--all", action="store_true", help="every project's sessions")
+    ls.add_argument("--all", action="store_true",
+                    help="every project's sessions, runs that failed before any reply included")
+    ls.add_argument("--json", action="store_true", help="one JSON object per session, one per line")
     ls.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     _flags(ls, ("cd",))
 
@@ -76,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     it = sub.add_parser("init", help="write a starter AGENTS.md for the project (the agent surveys it)")
     _flags(it, ("model", "cd", "base_url"))
+
+    cf = sub.add_parser("config", help="show the effective settings and where each came from")
+    cf.add_argument("--json", action="store_true", help="as one JSON object")
+    _flags(cf, ("model", "cd", "sandbox", "approval", "network", "base_url", "auto_commit"))
+
+    co = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)",
+                        epilog=COMPLETION_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    co.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -88,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     credentials.seal()  # before anything can start a child process
 
     try:
+        from coder.config import use_overrides
+
+        use_overrides((getattr(args, "overrides", None) or []) + (getattr(args, "overrides_after", None) or []))
+        if args.command == "completion":
+            return completion(args.shell)
         if args.command in (None, "resume"):
             from coder.repl import run_repl
 
@@ -98,10 +149,31 @@ def main(argv: list[str] | None = None) -> int:
             return run_exec(args)
         from coder import manage
 
-        return {"sessions": manage.sessions, "undo": manage.undo, "init": manage.init}[args.command](args)
+        commands = {"sessions": manage.sessions, "undo": manage.undo, "init": manage.init, "config": manage.config}
+        return commands[args.command](args)
     except ConfigError as e:
         sys.stderr.write(f"coder: error: {e}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("coder: interrupted\n")
         return 130
+
+
+def completion(shell: str) -> int:
+    """`coder completion SHELL`: a static script generated from this parser by shtab (no coder runs at TAB)."""
+    try:
+        import shtab
+    except ImportError:
+        sys.stderr.write("coder: error: shell completion needs the shtab package: reinstall coder, "
+                         "or pip install shtab into its environment\n")
+        return 1
+    parser = build_parser()
+    parsers = [parser]
+    for p in parsers:  # options naming a folder or a file complete paths
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.metavar in ("DIR", "FILE"):
+                action.complete = shtab.DIRECTORY if action.metavar == "DIR" else shtab.FILE  # type: ignore[attr-defined]
+    sys.stdout.write(shtab.complete(parser, shell=shell))
+    return 0

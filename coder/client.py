@@ -10,16 +10,20 @@ output items we keep are the exact dicts from the wire, not reshaped models.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import re
+import socket
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from coder.config import Config, ConfigError
+from coder.config import Config, ConfigError, base_url_origin
 
 # Fields coder sets itself; extra_body may add fields but never replace these.
 _FIXED = ("model", "input", "tools", "stream", "store", "include", "background", "instructions",
@@ -60,11 +64,56 @@ def error_code(code: Any, message: str) -> str | None:
     return str(code) if code else None
 
 
+_SSE_FIELDS = ("data", "event", "id", "retry", "")  # "": a comment line
+
+
+class UnexpectedReply(Exception):
+    """The endpoint answered, but not with what the Responses API sends: a wrong URL (a bridge's 404 page
+    served as HTTP 200), a proxy's login page, JSON where a stream was asked for, `null`. Asking again
+    would get the same, so it is never retried; the message shows what came instead."""
+
+    def __init__(self, expected: str, head: bytes | str, request: str = "POST /responses") -> None:
+        super().__init__(f"not {expected}")
+        self.expected, self.head, self.request = expected, head, request
+
+
+def first_bytes(data: bytes | str, limit: int = 200) -> str:
+    """The start of a reply, safe to print in one line: control characters and terminal escapes blanked,
+    whitespace folded, at most `limit` characters."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    text = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
+    if not text:
+        return "(an empty body)"
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _head(first: str, rest: Iterator[str], limit: int = 200) -> str:
+    """The first line of a reply that is not an event stream, and enough after it to show what it is."""
+    parts = [first]
+    size = len(first)
+    for line in rest:
+        if size >= limit or len(parts) > 20:
+            break
+        parts.append(line)
+        size += len(line) + 1
+    return "\n".join(parts)
+
+
 def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Decode a text/event-stream into event dicts (semantic events carry their `type`)."""
+    """Decode a text/event-stream into event dicts (semantic events carry their `type`).
+
+    A reply whose first line is no event-stream field (an HTML page, a JSON document) raises
+    UnexpectedReply at once rather than ending as a stream that stopped early (which is retried).
+    """
     data: list[str] = []
     event_name = None
+    checked = False
+    lines = iter(lines)
     for line in lines:
+        if not checked and line:
+            checked = True
+            if line.lstrip("\ufeff").partition(":")[0] not in _SSE_FIELDS:
+                raise UnexpectedReply("an event stream", _head(line, lines))
         if not line:
             if data:
                 payload = "\n".join(data)
@@ -130,6 +179,33 @@ def _error_code(body: Any) -> Any:
         err = body.get("error") if isinstance(body.get("error"), dict) else body
         return err.get("code")
     return None
+
+
+# HTTP statuses that show the endpoint understood the request (it is the body or the rate that is wrong):
+# the only ones whose message does not name the URL.
+_UNDERSTOOD = (400, 409, 413, 422, 429)
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the official client's, when base_url is not set
+
+
+def _response_object(response: Any, request: str) -> dict[str, Any]:
+    """A reply that must be a response object (JSON with an id): anything else is an UnexpectedReply,
+    one clear line rather than an AttributeError later."""
+    data = response.read()
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        raise UnexpectedReply("a response object", data, request)
+    return value
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut a socket down for both directions: unlike close(), this wakes a thread blocked reading it."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: an SSL socket's would drop its state
+    except OSError:
+        pass  # already closed, or never connected
 
 
 def new_request_id() -> str:
@@ -211,7 +287,12 @@ class ResponsesClient:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._openai = None
-        self._streaming: Any = None  # the response being read, so another thread can abort it
+        # abort() from another thread: a blocked read (before the headers, in a silent stream) is woken by
+        # shutting its socket down; closing it would not wake it. So every connection's socket is known.
+        self.stop = threading.Event()  # set: our requests end now, and new ones at once (an Agent shares its cancel)
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._sockets_lock = threading.Lock()
+        self._local = threading.local()  # .abortable: this thread is making one of our stoppable requests
         self.session_id = ""  # sent as the session_id header, so a provider can route a session to one cache
 
     @property
@@ -229,8 +310,37 @@ class ResponsesClient:
                 timeout=self.config.timeout,
                 default_headers={"User-Agent": f"coder/{__version__} OpenAI/Python {openai.__version__}",
                                  **self.config.extra_headers},
+                http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._traced]}),
             )
         return self._openai
+
+    def _traced(self, request: Any) -> None:
+        """Each request reports the connections it opens (httpcore's trace extension) to `_connected`."""
+        request.extensions["trace"] = self._connected
+
+    def _connected(self, name: str, info: dict[str, Any]) -> None:
+        if not name.endswith((".connect_tcp.complete", ".connect_unix_socket.complete", ".start_tls.complete")):
+            return
+        try:
+            sock = info["return_value"].get_extra_info("socket")
+        except Exception:
+            return
+        if sock is None:
+            return
+        with self._sockets_lock:
+            self._sockets.add(sock)
+            if self.stop.is_set() and getattr(self._local, "abortable", False):
+                _shut(sock)  # stopped while it connected: it ends at its first read
+
+    @contextlib.contextmanager
+    def _abortable(self) -> Iterator[None]:
+        """Requests of a run or a compaction: abort() ends them. Others (a background cancel, a model
+        list) still go out after a stop."""
+        self._local.abortable = True
+        try:
+            yield
+        finally:
+            self._local.abortable = False
 
     def request_body(
         self,
@@ -254,10 +364,7 @@ class ResponsesClient:
             body["parallel_tool_calls"] = cfg.parallel_tool_calls
         if cfg.zdr:
             if background:
-                raise ConfigError(
-                    "background mode needs store=true, which Zero Data Retention forbids "
-                    f"(set store = true in the config; codex models like {cfg.model} are always ZDR)"
-                )
+                raise ConfigError(cfg.background_refusal())
             body["store"] = False
             body["include"] = ["reasoning.encrypted_content"]
         else:
@@ -313,8 +420,9 @@ class ResponsesClient:
 
         The body goes as bytes: the history in it was encoded once, item by item, when it joined.
         """
-        return self.openai.post(path, cast_to=object, content=encode_body(body),
-                                options={"headers": self._headers(idempotency_key, request_id)})
+        with self._abortable():
+            return self.openai.post(path, cast_to=object, content=encode_body(body),
+                                    options={"headers": self._headers(idempotency_key, request_id)})
 
     def stream(self, body: dict[str, Any], idempotency_key: str | None = None,
                request_id: str | None = None) -> Iterator[dict[str, Any]]:
@@ -324,27 +432,27 @@ class ResponsesClient:
         dropped connection cannot make the server create (and bill) a second response.
         """
         response = self._post("/responses", body, idempotency_key, request_id)
-        self._streaming = response
         try:
             yield from parse_sse(response.iter_lines())
         finally:
-            self._streaming = None
             response.close()
 
     def abort(self) -> None:
-        """Close the stream being read (from another thread): a blocked read ends at once."""
-        response = self._streaming
-        if response is not None:
-            try:
-                response.close()
-            except Exception:
-                pass
+        """Stop our requests in flight, from another thread, at any stage (connecting, waiting for the
+        headers, reading a stream that sends nothing): their sockets are shut down, so the blocked read
+        ends at once with a connection error and the endpoint sees the connection go. Idle pooled
+        connections go too; the pool drops them (they read as closed) and the next request connects anew.
+        `stop` stays set until whoever owns it clears it (Agent.run does)."""
+        self.stop.set()
+        with self._sockets_lock:
+            for sock in list(self._sockets):
+                _shut(sock)
 
     def create_background(self, body: dict[str, Any], idempotency_key: str | None = None,
                           request_id: str | None = None) -> dict[str, Any]:
         response = self._post("/responses", body, idempotency_key, request_id)
         try:
-            return response.json()
+            return _response_object(response, "POST /responses")
         finally:
             response.close()
 
@@ -357,29 +465,62 @@ class ResponsesClient:
             response.close()
 
     def retrieve(self, response_id: str) -> dict[str, Any]:
-        with self.openai.responses.with_streaming_response.retrieve(response_id) as response:
-            return response.json()
+        with self._abortable(), self.openai.responses.with_streaming_response.retrieve(response_id) as response:
+            return _response_object(response, f"GET /responses/{response_id}")
 
-    def cancel(self, response_id: str) -> None:
-        with self.openai.responses.with_streaming_response.cancel(response_id) as response:
+    def cancel(self, response_id: str, timeout: float | None = None) -> None:
+        """Cancel a background response; sent even after a stop (that is when it is needed)."""
+        with self.openai.responses.with_streaming_response.cancel(
+                response_id, **({"timeout": timeout} if timeout is not None else {})) as response:
             response.read()
 
-    @staticmethod
-    def classify(exc: BaseException) -> Failure:
-        """Decide whether a failed request is worth another try."""
+    def where(self, request: Any = "POST /responses") -> str:
+        """The request as tried, with where its URL came from: 'POST http://…/v1/responses (base_url from …)'.
+
+        `request` is an httpx request, or 'METHOD /path' under base_url."""
+        if isinstance(request, str):
+            method, _, path = request.partition(" ")
+            url = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/") + path
+        else:
+            method, url = request.method, str(request.url)
+        return f"{method} {url} ({base_url_origin(self.config)})"
+
+    def classify(self, exc: BaseException) -> Failure:
+        """Decide whether a failed request is worth another try, and say what went wrong where.
+
+        The URL and where it came from are named whenever the endpoint itself may be the mistake
+        (no connection, a timeout, a refused key, a missing path or model, a reply of the wrong kind).
+        """
         import openai
 
+        if isinstance(exc, UnexpectedReply):
+            hint = ""
+            url = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/")
+            if "/v1" not in url:
+                hint = "; OpenAI-compatible endpoints usually end in /v1"
+            return Failure(f"the endpoint did not answer with {exc.expected}: {self.where(exc.request)} "
+                           f"sent {first_bytes(exc.head)}{hint}", False)
+        request = getattr(exc, "request", None) if isinstance(exc, openai.APIError) else None
+        where = self.where(request if request is not None else "POST /responses")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            text = _error_text(exc.body, exc.message)
-            code = error_code(_error_code(exc.body), text if status in (400, 413) else "")
+            body = exc.body
+            if isinstance(body, dict):
+                text = _error_text(body, exc.message)
+            else:  # an HTML page, plain text, a JSON null: its start, printable
+                text = exc.response.reason_phrase or "no reason given"
+                if body:
+                    text = f"{text}; the reply began {first_bytes(body if isinstance(body, str) else json.dumps(body))}"
+            code = error_code(_error_code(body), text if status in (400, 413) else "")
             retryable = (status in (408, 409, 429) or status >= 500) and code != CONTEXT_FULL
+            if status not in _UNDERSTOOD:
+                text = f"{text.rstrip('.')}; tried {where}"
             return Failure(f"HTTP {status}: {text}", retryable, _retry_after(exc.response.headers), status, code)
         if isinstance(exc, openai.APITimeoutError):
-            return Failure("the request timed out", True)
+            return Failure(f"the request timed out after {self.config.timeout:g} s; tried {where}", True)
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            return Failure(f"connection error: {cause}", True)
+            return Failure(f"connection error: {cause}; tried {where}", True)
         if isinstance(exc, json.JSONDecodeError):
             return Failure(f"the endpoint sent malformed JSON in the stream: {exc.msg}", True)
         if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):

@@ -73,7 +73,7 @@ def _parts(item: Item) -> list[str]:
 
 def user_texts(items: list[Item]) -> list[str]:
     """The user's own messages, in order (not the notes an earlier compaction left, nor the environment)."""
-    texts = ["\n".join(t for t in _parts(i) if not t.startswith(CONTEXT_TAG))
+    texts = ["\n".join(t for t in _parts(i) if not t.lstrip().startswith(CONTEXT_TAG))
              for i in items if i.get("type") == "message" and i.get("role") == "user"]
     return [t for t in texts if t.strip() and not _is_ours(t)]
 
@@ -82,7 +82,7 @@ def environment(items: list[Item]) -> str | None:
     """The description of where the conversation started, which the first message carried."""
     for item in items:
         if item.get("type") == "message" and item.get("role") == "user":
-            found = next((t for t in _parts(item) if t.startswith(CONTEXT_TAG)), None)
+            found = next((t for t in _parts(item) if t.lstrip().startswith(CONTEXT_TAG)), None)
             if found:
                 return found
     return None

@@ -1,14 +1,19 @@
-"""Settings, layered: defaults < environment < user config < project config < flags.
+"""Settings, layered: defaults < environment < user config < project config < -c KEY=VALUE < flags.
 
 User config: `$XDG_CONFIG_HOME/coder/config.toml` (`~/.config/coder/config.toml`).
-Project config: `.coder/config.toml` in the workspace. Every mistake in a file
-is a `ConfigError` with one line naming the file and the setting.
+Project config: `.coder/config.toml` in the workspace. Every mistake is a
+`ConfigError` with one line naming where the value came from (the file, the
+variable, the -c item or the flag) and the setting; `Config.sources` keeps
+where each setting came from, for `coder config`.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -27,6 +32,22 @@ VERBOSITIES = ("low", "medium", "high")
 
 class ConfigError(Exception):
     """A configuration mistake: reported in one line, never as a traceback."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from: shown by `coder config`, and for errors to name."""
+
+    kind: str  # default, env, user, project, -c, flag
+    where: str = ""  # the variable, the file, the -c item or the flag
+
+    def __str__(self) -> str:
+        labels = {"default": "default", "env": "environment", "user": "user config", "project": "project config",
+                  "-c": "-c", "flag": "flag"}
+        return " ".join(filter(None, (labels.get(self.kind, self.kind), self.where)))
+
+
+DEFAULT_SOURCE = Source("default")
 
 
 @dataclass(frozen=True)
@@ -62,11 +83,28 @@ class Config:
     shrink_tool_outputs: bool = True  # shrink long tool outputs of older turns before compaction is needed
     chain: bool = False  # with store: send previous_response_id and only the new items
     verbosity: str | None = None  # text.verbosity: low, medium, high; None: not sent
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."MODEL"], USD per 1M tokens
+    notify: str = "bell"  # when a long REPL turn ends: bell, osc9 (a desktop notification), off
+    notify_after: float = 30.0  # seconds a turn must have taken to be notified of
+    # Where each setting came from (keys as in `coder config`: "model", "limits.memory_mb"); not a setting.
+    sources: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def zdr(self) -> bool:
         """Codex models always run under Zero Data Retention, whatever the settings say."""
-        return "codex" in self.model.lower() or not self.store
+        return self.zdr_forced or not self.store
+
+    @property
+    def zdr_forced(self) -> bool:
+        """Whether ZDR is the model's (codex models), not a setting that store = true could change."""
+        return "codex" in self.model.lower()
+
+    def background_refusal(self) -> str:
+        """Why background mode cannot run with these settings (it needs the provider to store responses)."""
+        if self.zdr_forced:
+            return (f"background mode needs stored responses, which Zero Data Retention models do not allow: "
+                    f"{self.model} is a codex model and always runs with store = false (choose another model with -m)")
+        return "background mode needs stored responses: set store = true, or pass --background, which turns it on"
 
     def api_key(self) -> str:
         from coder import credentials
@@ -83,8 +121,14 @@ class Config:
         """The per-command limits in the sandbox's own units (seconds, bytes, processes)."""
         return {LIMITS[k]: v << 20 if LIMITS[k] in _IN_MIB else v for k, v in self.limits.items()}
 
+    def source(self, key: str) -> Source:
+        """Where a setting (or a table's entry, "limits.memory_mb") came from."""
+        return self.sources.get(key) or self.sources.get(key.split(".", 1)[0], DEFAULT_SOURCE)
+
     def with_overrides(self, **overrides: Any) -> "Config":
-        return _validated(replace(self, **{k: v for k, v in overrides.items() if v is not None}), "flags")
+        """The settings with flags' values (None: not given), each checked and named by its flag."""
+        given = {k: _check_setting(k, v, _flag(k)) for k, v in overrides.items() if v is not None}
+        return replace(self, **given, sources={**self.sources, **{k: Source("flag", _flag(k)) for k in given}})
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -119,6 +163,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "shrink_tool_outputs": (bool,),
     "chain": (bool,),
     "verbosity": (str,),
+    "prices": (dict,),
+    "notify": (str,),
+    "notify_after": (int, float),
 }
 LIMITS = {"cpu_seconds": "cpu", "file_size_mb": "fsize", "processes": "nproc", "memory_mb": "memory"}
 BACKENDS = ("auto", "landlock", "bwrap")
@@ -140,7 +187,24 @@ PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (valu
     "allowed_base_urls": lambda v, user: True,
     "sandbox_backend": lambda v, user: True,
 }
-assert set(_TYPES) == {f.name for f in fields(Config)}
+assert set(_TYPES) | {"sources"} == {f.name for f in fields(Config)}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "reasoning_effort": EFFORTS, "reasoning_summary": SUMMARIES, "sandbox": SANDBOX_MODES, "approval": APPROVALS,
+    "compaction": COMPACTIONS, "verbosity": VERBOSITIES, "sandbox_backend": BACKENDS,
+    "notify": ("bell", "osc9", "off"),
+}
+# Bounds on numbers: (the check, what it says when it fails).
+_BOUNDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_turns": (lambda v: v >= 1, "must be at least 1"),
+    "max_retries": (lambda v: v >= 0, "must not be negative"),
+    "timeout": (lambda v: v > 0, "must be a positive number of seconds"),
+    "command_timeout": (lambda v: v > 0, "must be a positive number of seconds"),
+    "max_retry_wait": (lambda v: v >= 0, "must not be negative"),
+    "auto_compact_at": (lambda v: 0 <= v < 1, "must be at least 0 and below 1 (0 switches it off)"),
+    "notify_after": (lambda v: v >= 0, "must not be negative"),
+    "context_window": (lambda v: v >= 1000, "is in tokens and must be at least 1000"),
+    "model": (lambda v: bool(v.strip()), "must not be empty"),
+}
 _IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
 _CEILINGS = ("max_turns", "timeout", "command_timeout", "max_retries", "max_retry_wait")  # a project may only lower these
 
@@ -169,63 +233,128 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _check_values(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A file's (or a -c's) settings, each checked: a mistake is one line naming the source and the key."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _TYPES:
             hint = difflib.get_close_matches(key, list(_TYPES), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{source}: unknown setting {key!r}{suggestion}")
-        kinds = _TYPES[key]
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join("number" if k is float else k.__name__ for k in kinds)
-            raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
-        if key == "extra_headers":
-            value = {str(k): str(v) for k, v in value.items()}
-        elif key in ("deny_read", "env_passthrough", "allowed_base_urls"):
-            if not all(isinstance(v, str) and v for v in value):
-                raise ConfigError(f"{source}: {key} must be a list of non-empty strings, got {value!r}")
-            value = tuple(value)
-        elif key == "limits":
-            for name, n in value.items():
-                if name not in LIMITS:
-                    raise ConfigError(f"{source}: unknown limit {name!r} (choose from {', '.join(LIMITS)})")
-                if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                    raise ConfigError(f"{source}: limits.{name} must be a positive whole number, got {n!r}")
-        out[key] = value
+        out[key] = _check_setting(key, value, source)
     return out
 
 
-def _validated(cfg: Config, source: str) -> Config:
-    def bad(msg: str) -> ConfigError:
-        return ConfigError(f"{source}: {msg}")
+def _check_setting(key: str, value: Any, source: str) -> Any:
+    """One setting's value, checked on its own and normalised (lists become tuples).
 
-    if cfg.reasoning_effort is not None and cfg.reasoning_effort not in EFFORTS:
-        raise bad(f"reasoning_effort must be one of {', '.join(EFFORTS)}, got {cfg.reasoning_effort!r}")
-    if cfg.reasoning_summary is not None and cfg.reasoning_summary not in SUMMARIES:
-        raise bad(f"reasoning_summary must be one of {', '.join(SUMMARIES)}, got {cfg.reasoning_summary!r}")
-    if cfg.sandbox not in SANDBOX_MODES:
-        raise bad(f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {cfg.sandbox!r}")
-    if cfg.sandbox_backend not in BACKENDS:
-        raise bad(f"sandbox_backend must be one of {', '.join(BACKENDS)}, got {cfg.sandbox_backend!r}")
-    if cfg.approval not in (None, *APPROVALS):
-        raise bad(f"approval must be one of {', '.join(APPROVALS)}, got {cfg.approval!r}")
-    if cfg.max_turns < 1:
-        raise bad(f"max_turns must be at least 1, got {cfg.max_turns}")
-    if cfg.timeout <= 0 or cfg.command_timeout <= 0:
-        raise bad("timeouts must be positive")
-    if cfg.max_retry_wait < 0:
-        raise bad(f"max_retry_wait must not be negative, got {cfg.max_retry_wait}")
-    if not cfg.model.strip():
-        raise bad("model must not be empty")
-    if cfg.compaction not in COMPACTIONS:
-        raise bad(f"compaction must be one of {', '.join(COMPACTIONS)}, got {cfg.compaction!r}")
-    if not 0 <= cfg.auto_compact_at < 1:
-        raise bad(f"auto_compact_at must be at least 0 and below 1 (0 switches it off), got {cfg.auto_compact_at}")
-    if cfg.context_window is not None and cfg.context_window < 1000:
-        raise bad(f"context_window is in tokens and must be at least 1000, got {cfg.context_window}")
-    if cfg.verbosity is not None and cfg.verbosity not in VERBOSITIES:
-        raise bad(f"verbosity must be one of {', '.join(VERBOSITIES)}, got {cfg.verbosity!r}")
-    return cfg
+    Every check lives here, so whichever layer a value comes from (a file, the environment, -c,
+    a flag), its mistake names that source: no check waits for the merged settings.
+    """
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} {msg}")
+
+    kinds = _TYPES[key]
+    if isinstance(value, tuple) and list in kinds:
+        value = list(value)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+                 list: "a list", dict: "a table"}
+        kind = "a number" if float in kinds else names[kinds[0]]
+        raise bad(f"must be {kind}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad(f"must be a finite number, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise bad(f"must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if key in _BOUNDS and not _BOUNDS[key][0](value):
+        raise bad(f"{_BOUNDS[key][1]}, got {value!r}")
+    if key == "extra_headers":
+        return {str(k): str(v) for k, v in value.items()}
+    if key in ("deny_read", "env_passthrough", "allowed_base_urls"):
+        if not all(isinstance(v, str) and v for v in value):
+            raise bad(f"must be a list of non-empty strings, got {value!r}")
+        return tuple(value)
+    if key == "limits":
+        for name, n in value.items():
+            if name not in LIMITS:
+                raise ConfigError(f"{source}: unknown limit {name!r} (choose from {', '.join(LIMITS)})")
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"{source}: limits.{name} must be a positive whole number, got {n!r}")
+    if key == "prices":
+        from coder.pricing import check_prices
+
+        try:
+            return check_prices(value, source)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return value
+
+
+def _flag(key: str) -> str:
+    """The flag that sets a setting (--max-turns for max_turns), to name it in errors and in `coder config`."""
+    return "--" + key.replace("_", "-")
+
+
+# `-c KEY=VALUE` items for this process, set once by the command line (coder.cli) so that every front
+# end's load_config applies them without each passing them along: (the item as typed, its settings).
+_cli_overrides: list[tuple[str, dict[str, Any]]] = []
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """`-c KEY=VALUE` as the TOML line `KEY = VALUE`, checked; a dotted KEY reaches into a table
+    (limits.memory_mb). A VALUE that is not TOML is taken as a string: -c model=gpt-5.4 needs no quotes."""
+    source = f"-c {item}"
+    key, eq, text = item.partition("=")
+    key, text = key.strip(), text.strip()
+    if not eq or not key:
+        raise ConfigError(f"{source}: expected KEY=VALUE, e.g. -c model=gpt-5.4 or -c limits.memory_mb=4096")
+    try:
+        doc: Any = tomllib.loads(f"{key} = 0") if "\n" not in key and "\r" not in key else None
+    except tomllib.TOMLDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: {key!r} is not a setting name (quote a part with dots in it: "
+                          "prices.\"gpt-5.4\".input=2)")
+    path: list[str] = []
+    while isinstance(doc, dict):  # a key makes exactly one table per dot
+        (name, doc), = doc.items()
+        path.append(name)
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+        value: Any = parsed["v"] if list(parsed) == ["v"] else text
+    except tomllib.TOMLDecodeError:
+        value = text
+    for name in reversed(path[1:]):
+        value = {name: value}
+    return _check_values({path[0]: value}, source)
+
+
+def use_overrides(items: list[str]) -> None:
+    """Check the command line's -c items now (one line for a mistake, before anything runs) and keep
+    them for load_config."""
+    _cli_overrides[:] = [(item, parse_override(item)) for item in items]
+
+
+def _merge(layers: dict[str, Any], sources: dict[str, Source], data: dict[str, Any], source: Source) -> None:
+    """One layer over the ones below: tables merge entry by entry (prices model by model), the rest replaces."""
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(layers.get(key), dict):
+            below = layers[key]
+            if key == "prices":
+                value = {m: {**below.get(m, {}), **t} for m, t in value.items()}
+            layers[key] = {**below, **value}
+        else:
+            layers[key] = value
+            for entry in [k for k in sources if k.startswith(key + ".")]:
+                del sources[entry]
+        sources[key] = source
+        if isinstance(value, dict):
+            for entry in value:
+                sources[f"{key}.{_toml_key(entry)}"] = source
+
+
+def _toml_key(name: str) -> str:
+    """A table entry's name as TOML writes it: bare when it can be, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
 def workspace_dir(cd: str | None) -> Path:
@@ -266,8 +395,12 @@ BaseURLDecision = Callable[[Path, str], bool]
 
 
 def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = None,
-                **flags: Any) -> tuple[Config, list[str]]:
+                overrides: list[str] | None = None, **flags: Any) -> tuple[Config, list[str]]:
     """The effective settings for a workspace, and notices worth showing the user.
+
+    Layers, each over the ones before: defaults, environment, user config, project config,
+    `overrides` (-c items; None: the command line's, see use_overrides), flags. `Config.sources`
+    says which layer each setting came from.
 
     A project's base_url is used only when the user allowed it (allowed_base_urls, or an
     earlier approval for this project, see coder.trust); otherwise `decide_base_url` is asked,
@@ -275,19 +408,17 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
     """
     notices: list[str] = []
     layers: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
     from coder import credentials
 
-    if credentials.get("OPENAI_BASE_URL"):  # sealed away if it carries a password
-        layers["base_url"] = credentials.get("OPENAI_BASE_URL")
-    if os.environ.get("CODER_MODEL"):
-        layers["model"] = os.environ["CODER_MODEL"]
+    for variable, key in (("OPENAI_BASE_URL", "base_url"), ("CODER_MODEL", "model")):
+        value = credentials.get(variable)  # sealed away if it carries a password
+        if value:
+            _merge(layers, sources, _check_values({key: value}, f"${variable}"), Source("env", variable))
     project_url: tuple[Path, str] | None = None
-    for path in (user_config_path(), project_config_path(workspace)):
+    for path, kind in ((user_config_path(), "user"), (project_config_path(workspace), "project")):
         data = _check_values(_read_toml(path), str(path))
-        if path.parent.name == ".coder":
-            for key in ("sandbox", "approval"):
-                if key in data:
-                    _check_choice(key, data[key], path)
+        if kind == "project":
             for key, forbidden in PROJECT_FORBIDDEN.items():
                 if key in data and forbidden(data[key], layers):
                     raise ConfigError(
@@ -304,23 +435,40 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             for key in _CEILINGS:  # and spend no more time, turns or retries than you allow
                 if key in data:
                     data[key] = min(data[key], layers.get(key, getattr(Config, key)))
-        for key, value in data.items():  # tables merge key by key; everything else replaces
-            layers[key] = {**layers[key], **value} if isinstance(value, dict) and key in layers else value
-    if project_url and not flags.get("base_url") and project_url[1] != layers.get("base_url"):
+        _merge(layers, sources, data, Source(kind, str(path)))
+    given = _cli_overrides if overrides is None else [(item, parse_override(item)) for item in overrides]
+    for item, data in given:  # what you typed is yours: no project rule applies
+        _merge(layers, sources, data, Source("-c", item))
+    url_given = flags.get("base_url") or any("base_url" in data for _, data in given)
+    if project_url and not url_given and project_url[1] != layers.get("base_url"):
         if _base_url_allowed(layers, *project_url, decide_base_url):
-            layers["base_url"] = project_url[1]
+            _merge(layers, sources, {"base_url": project_url[1]}, Source("project", str(project_url[0])))
             notices.append(f"{project_url[0]} sets base_url = {project_url[1]} (allowed)")
         else:
             notices.append(f"ignored base_url = {project_url[1]} from {project_url[0]} (not allowed)")
-    cfg = _validated(Config(**layers), "configuration")
-    return cfg.with_overrides(**flags), notices
+    cfg = Config(**layers, sources=sources)
+    return _for_background(cfg.with_overrides(**flags), notices), notices
 
 
-def _check_choice(key: str, value: Any, path: Path) -> None:
-    """A choice setting checked before it is compared (one clear line for a typo, not a KeyError)."""
-    choices = SANDBOX_MODES if key == "sandbox" else APPROVALS
-    if value not in choices:
-        raise ConfigError(f"{path}: {key} must be one of {', '.join(choices)}, got {value!r}")
+def _for_background(cfg: Config, notices: list[str]) -> Config:
+    """Background mode needs stored responses: turned on for this run where the model allows it, said in a notice."""
+    if not cfg.background or not cfg.zdr:
+        return cfg
+    if cfg.zdr_forced:
+        raise ConfigError(cfg.background_refusal())
+    notices.append("background mode: store = true for this run (the provider keeps the responses, "
+                   "as background mode needs)")
+    return replace(cfg, store=True, sources={**cfg.sources, "store": cfg.source("background")})
+
+
+def base_url_origin(cfg: Config) -> str:
+    """Where the endpoint in use was set, for error messages: "base_url from $OPENAI_BASE_URL"."""
+    if not cfg.base_url:
+        return "the default endpoint"
+    src = cfg.source("base_url")
+    where = {"env": f"${src.where}", "flag": src.where or "--base-url", "-c": f"-c {src.where}",
+             "default": ""}.get(src.kind, src.where)
+    return f"base_url from {where}" if where else "base_url as configured"
 
 
 def _base_url_allowed(layers: dict[str, Any], path: Path, url: str, decide: BaseURLDecision | None) -> bool:

@@ -73,7 +73,7 @@ def call_output_text(item: Item) -> str:
 
 def _weight(item: Item, data: bytes) -> int:
     """What an item counts for in the history's size: its bytes, but an image as what it costs in tokens."""
-    output = item.get("output")
+    output = item.get("output") if "output" in item else item.get("content")  # a call's output, a user message
     if not isinstance(output, list):
         return len(data)
     images = [p for p in output if isinstance(p, dict) and p.get("type") == "input_image"]

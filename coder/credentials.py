@@ -16,8 +16,11 @@ environment of its own.
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
+from pathlib import Path
 
-from sandbox.env import is_secret, scrub
+from sandbox.env import is_secret, scrub, separate
 
 _taken: dict[str, str] = {}
 _sealed = False
@@ -58,8 +61,36 @@ def user_environment() -> dict[str, str]:
     return {**os.environ, **_taken}
 
 
-def child_environment(api_key_env: str, passthrough: tuple[str, ...] = ()) -> dict[str, str]:
+def child_environment(api_key_env: str, passthrough: tuple[str, ...] = (),
+                      workspace: Path | None = None) -> dict[str, str]:
     """What a command the model runs may see: no secrets, but the variables the user passes through
-    on purpose (`env_passthrough`), and never a value holding the API key."""
+    on purpose (`env_passthrough`), and never a value holding the API key; coder's own virtual
+    environment off PATH, and coder's tools folder (rg) at its end, unless commands in `workspace`
+    could write that folder (and so put programs there for the next one)."""
     known = [get(api_key_env)] + [v for n, v in _taken.items() if n not in passthrough]
-    return scrub(user_environment(), secret_values=known, passthrough=passthrough)
+    env = scrub(user_environment(), secret_values=known, passthrough=passthrough)
+    in_venv = sys.prefix != sys.base_prefix
+    return separate(env, sys.prefix if in_venv else None, sysconfig.get_path("scripts") if in_venv else None,
+                    tools_for_commands(workspace))
+
+
+def tools_for_commands(workspace: Path | None = None) -> str | None:
+    """The folder of what coder gives commands (dirs.tools_dir: a link to the rg of coder's installation)."""
+    from coder import dirs
+    from coder.tools.base import ToolError
+    from coder.tools.rg import find_rg
+
+    try:
+        rg = os.path.realpath(find_rg())
+    except ToolError:
+        return None
+    folder = dirs.tools_dir()
+    if workspace is not None:
+        real, root = Path(os.path.realpath(folder)), Path(os.path.realpath(workspace))
+        home = Path(os.path.realpath(Path.home()))
+        # A workspace holding the home folder keeps ~/.local read-only (sandbox.policy.HOME_NAMES); one
+        # inside ~/.local would let commands write there.
+        if (real == root or root in real.parents) and not (home == root or root in home.parents):
+            return None
+    made = dirs.provide_tools({"rg": rg})
+    return str(made) if made else None

@@ -1,13 +1,26 @@
 """The typed events the agent core emits; front ends render them, the core never prints.
 
 Every event has a stable `type` string and `to_dict()`, which is exactly what
-`coder exec --json` writes, one per line.
+`coder exec --json` writes, one per line. Each is documented, with an example, in
+events.schema.json (a JSON Schema shipped in the package: `schema()`) and docs/events.md;
+`run.started` carries the SCHEMA_VERSION the lines follow.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
+
+# Raised when a field changes meaning or goes away; new fields may come within a version.
+SCHEMA_VERSION = 1
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema every `to_dict()` validates against (oneOf, by `type`)."""
+    from importlib.resources import files
+
+    return json.loads(files("coder").joinpath("events.schema.json").read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -17,7 +30,7 @@ class Usage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
-    cost: float = 0.0  # in the provider's currency, where it reports one (e.g. usage.cost)
+    cost: float | None = None  # USD: the provider's figure, else priced by coder.pricing; None: unknown
 
     @classmethod
     def from_response(cls, usage: dict[str, Any] | None) -> "Usage":
@@ -28,7 +41,7 @@ class Usage:
             output_tokens=int(u.get("output_tokens") or 0),
             reasoning_tokens=int((u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
             total_tokens=int(u.get("total_tokens") or 0),
-            cost=float(u.get("cost") or 0.0) if isinstance(u.get("cost"), (int, float)) else 0.0,
+            cost=_number(u.get("cost")),
         )
 
     def add(self, other: "Usage") -> None:
@@ -37,7 +50,12 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.total_tokens += other.total_tokens
-        self.cost += other.cost
+        if other.cost is not None:  # a sum of what is known; None only while nothing is
+            self.cost = (self.cost or 0.0) + other.cost
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -56,6 +74,7 @@ class RunStarted(Event):
     sandbox: dict[str, Any]
     store: bool
     session: str | None = None  # the transcript's id, for coder resume
+    schema_version: int = SCHEMA_VERSION
 
 
 @dataclass
@@ -69,8 +88,11 @@ class RequestStarted(Event):
 
 @dataclass
 class TextDelta(Event):
+    """A piece of an assistant message as it streams; `phase` as the message item says (else None)."""
+
     type: ClassVar[str] = "text.delta"
     text: str
+    phase: str | None = None
 
 
 @dataclass
@@ -85,6 +107,9 @@ class MessageDone(Event):
 
     type: ClassVar[str] = "message.done"
     text: str
+    # "commentary" (the model goes on: it made tool calls in the same response) or "final_answer": the
+    # message item's own `phase` where the endpoint sends one, else judged by whether calls came with it.
+    phase: str = "final_answer"
 
 
 @dataclass
@@ -98,13 +123,23 @@ class ToolCallStarted(Event):
 
 @dataclass
 class ToolCallFinished(Event):
+    """A call answered. `ok` is False for a tool error and for a command that failed (non-zero exit,
+    timeout, stop, sandbox refusal); the command's facts are fields, so nobody parses `output`."""
+
     type: ClassVar[str] = "tool.finished"
     call_id: str
     name: str
     ok: bool
-    output: str
+    output: str  # exactly what the model reads
     duration: float
     diff: str = ""  # unified diff when the call changed a file (write_file, edit_file)
+    exit_code: int | None = None  # run_command: the exit status; None when killed, refused, or not a command
+    timed_out: bool = False  # run_command: killed at its timeout
+    interrupted: bool = False  # run_command: killed because the user stopped the run
+    denied: bool = False  # run_command: the sandbox refused something it tried
+    denial: str = ""  # the output line that shows the refusal
+    output_tail: str = ""  # run_command: the last lines (up to 20) of its own output, without our header
+    counts: dict[str, int] = field(default_factory=dict)  # what a tool counted: matches, files, lines, entries
 
 
 @dataclass

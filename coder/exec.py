@@ -1,34 +1,26 @@
 """`coder exec`: run one task to completion without asking anything.
 
-The final answer goes to stdout; progress goes to stderr (rich, only when
-stderr is a terminal); `--json` replaces both with one JSON event per line on
-stdout. Exit codes: 0 done, 1 failed, 2 usage error, 130 interrupted.
+The final answer goes to stdout, progress to stderr (see coder.progress); `--json`
+writes one JSON event per line on stdout instead. Input piped in with a prompt
+given (`git diff | coder exec "review this"`) goes with the prompt, see
+`with_piped`. Exit codes: 0 done, 1 failed, 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any
 
-from coder.events import (
-    Compacted,
-    Error,
-    Event,
-    MessageDone,
-    Notice,
-    ReasoningDelta,
-    Retrying,
-    RunStarted,
-    Shrunk,
-    ToolCallFinished,
-    ToolCallStarted,
-    TurnDone,
-)
+from coder.config import ConfigError
+from coder.events import TurnDone
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PIPED_LIMIT = 256 * 1024  # bytes of piped input sent with a prompt (~64k tokens); more is refused, not cut
+STDIN_PATIENCE = 1.0  # seconds of silence on a piped stdin before saying what coder waits for
 
 
 def _preload_openai() -> None:
@@ -43,82 +35,83 @@ def _preload_openai() -> None:
     threading.Thread(target=load, daemon=True).start()
 
 
-def json_renderer(out: TextIO) -> Callable[[Event], None]:
-    def render(event: Event) -> None:
-        out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
-        out.flush()
-
-    return render
-
-
-def progress_renderer(err: TextIO) -> Callable[[Event], None]:
-    """Compact progress lines for a person watching stderr.
-
-    An assistant message is held back until a tool call shows it was commentary:
-    the final answer goes to stdout, so printing it here too would show it twice.
-    """
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(file=err, highlight=False)
-    pending: dict[str, str] = {"message": "", "reasoning": ""}
-
-    def flush_reasoning() -> None:
-        if pending["reasoning"].strip():
-            console.print(f"[dim italic]{escape(pending['reasoning'].strip())}[/]")
-        pending["reasoning"] = ""
-
-    def render(event: Event) -> None:
-        if isinstance(event, ReasoningDelta):
-            pending["reasoning"] += event.text
-            return
-        flush_reasoning()
-        if isinstance(event, RunStarted):
-            sb = event.sandbox
-            console.print(f"[dim]coder · {escape(event.model)} · sandbox {sb['mode']} · {escape(event.workspace)}[/]")
-        elif isinstance(event, MessageDone):
-            pending["message"] = event.text
-        elif isinstance(event, ToolCallStarted):
-            if pending["message"]:
-                console.print(escape(pending["message"]))
-                pending["message"] = ""
-            console.print(f"[cyan]→ {event.name}[/] {escape(event.summary[:120])}")
-        elif isinstance(event, ToolCallFinished):
-            first = event.output.splitlines()[0] if event.output else ""
-            mark = "[green]✓[/]" if event.ok else "[red]✗[/]"
-            console.print(f"  {mark} [dim]{escape(first[:160])} ({event.duration:.2f}s)[/]")
-        elif isinstance(event, Notice):
-            console.print(f"[dim]{escape(event.message)}[/]")
-        elif isinstance(event, Compacted):
-            console.print(f"[cyan]{escape(event.line())}[/]")
-        elif isinstance(event, Shrunk):
-            console.print(f"[dim]{escape(event.line())}[/]")
-        elif isinstance(event, Retrying):
-            console.print(f"[yellow]retry {event.attempt} in {event.delay:.1f}s: {escape(event.reason)}[/]")
-        elif isinstance(event, Error):
-            console.print(f"[red]error: {escape(event.message)}[/]")
-        elif isinstance(event, TurnDone):
-            u = event.usage
-            console.print(
-                f"[dim]{event.status} · tokens in {u.input_tokens} (cached {u.cached_tokens}) · "
-                f"out {u.output_tokens} (reasoning {u.reasoning_tokens})[/]"
-            )
-
-    return render
+def stdin_piped() -> bool:
+    """Whether stdin brings input: a pipe, a socket or a file; not a terminal, /dev/null or a closed stdin."""
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISREG(mode)
 
 
-def quiet_renderer(err: TextIO) -> Callable[[Event], None]:
-    """Non-terminal stderr: only what went wrong or must be known, one line each."""
+def read_stdin(what: str, limit: int | None = None) -> str:
+    """All of stdin as text. A pipe that stays silent gets one line on stderr saying what coder waits for
+    (a parent that never closes it would otherwise look like a hang); over `limit` bytes is refused."""
+    import select
 
-    def render(event: Event) -> None:
-        if isinstance(event, Error):
-            err.write(f"coder: error: {event.message}\n")
-            err.flush()
-        elif isinstance(event, (Notice, Compacted)):
-            err.write(f"coder: note: {event.message if isinstance(event, Notice) else event.line()}\n")
-            err.flush()
+    try:
+        ready = select.select([0], [], [], STDIN_PATIENCE)[0]
+    except (OSError, ValueError):
+        ready = [0]
+    if not ready:
+        sys.stderr.write(f"coder: reading {what} from stdin until it ends (run with </dev/null if there is none)\n")
+        sys.stderr.flush()
+    chunks: list[bytes] = []
+    size = 0
+    while limit is None or size <= limit:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    if limit is not None and size > limit:
+        raise ConfigError(f"{what} is over {limit // 1024} KiB: pipe in less (head, tail, grep), or save it "
+                          "to a file in the project and ask the agent to read it")
+    if b"\0" in data:
+        raise ConfigError(f"{what} is binary (it holds NUL bytes): only text can go with the prompt")
+    return data.decode("utf-8", "replace")
 
-    return render
+
+def with_piped(prompt: str, piped: str) -> str:
+    """The prompt, a blank line, then the piped text in a fenced block longer than any backtick run in it
+    (so the text cannot close the fence early)."""
+    longest = run = 0
+    for c in piped:
+        run = run + 1 if c == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    body = piped[:-1] if piped.endswith("\n") else piped
+    return f"{prompt.rstrip()}\n\nPiped into coder on standard input:\n{fence}\n{body}\n{fence}"
+
+
+def check_output_path(path: str) -> Path:
+    """-o FILE must be writable before the task runs, not found out after it (the answer would be lost)."""
+    target = Path(path).expanduser().absolute()
+    if target.is_dir():
+        raise ConfigError(f"-o {path}: that is a folder; name a file to write the answer to")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(f"-o {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"-o {path}: not writable")
+    return target
+
+
+def check_images(paths: list[str]) -> list[Path]:
+    """-i FILE: each image checked (kind, size, readable) before anything runs; one line for a bad one."""
+    if not paths:
+        return []
+    from coder.images import ImageError, load_image
+
+    out = []
+    for path in paths:
+        try:
+            load_image(path)
+        except ImageError as e:
+            raise ConfigError(f"-i {e}") from None
+        out.append(Path(path).expanduser().absolute())
+    return out
 
 
 def _stop_on_hangup() -> list[int]:
@@ -138,14 +131,40 @@ def _stop_on_hangup() -> list[int]:
     return stopped
 
 
+def _renderer(args: Any, config: Any):
+    from coder import progress
+
+    if getattr(args, "json", False):
+        return progress.json_renderer(sys.stdout, sys.stderr)
+    if getattr(args, "quiet", False):
+        return progress.quiet_renderer(sys.stderr)
+    if sys.stderr.isatty():
+        return progress.terminal_renderer(sys.stderr, config)
+    return progress.plain_renderer(sys.stderr, config)
+
+
+def _prompt(args: Any) -> str:
+    """The task: the argument (or stdin for -), with piped input after it when there is some."""
+    if args.prompt == "-":
+        return read_stdin("the prompt")
+    prompt = args.prompt
+    if prompt.strip() and getattr(args, "command", None) == "exec" and stdin_piped():
+        piped = read_stdin("the piped input", PIPED_LIMIT)
+        if piped.strip():
+            return with_piped(prompt, piped)
+        sys.stderr.write("coder: note: the piped input was empty; the prompt goes alone\n")
+    return prompt
+
+
 def run_exec(args: Any) -> int:
-    from coder.config import ConfigError, check_workspace, load_config, workspace_dir
+    from coder.config import check_workspace, load_config, workspace_dir
 
     _preload_openai()
     workspace = workspace_dir(args.cd)
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt or not prompt.strip():
+    if args.prompt != "-" and not args.prompt.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
+    output = check_output_path(args.output) if args.output else None
+    images = check_images(getattr(args, "image", None) or [])
     config, notices = load_config(
         workspace,
         model=args.model,
@@ -161,13 +180,11 @@ def run_exec(args: Any) -> int:
     )
     check_workspace(workspace, config.sandbox, explicit=args.cd is not None)
     config.api_key()  # fail now, in one line, rather than at the first request
+    prompt = _prompt(args)
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
 
-    if args.json:
-        render = json_renderer(sys.stdout)
-    elif sys.stderr.isatty():
-        render = progress_renderer(sys.stderr)
-    else:
-        render = quiet_renderer(sys.stderr)
+    render = _renderer(args, config)
     for notice in notices:
         sys.stderr.write(f"coder: note: {notice}\n")
 
@@ -193,7 +210,7 @@ def run_exec(args: Any) -> int:
         )
     done: TurnDone | None = None
     stopped_by = _stop_on_hangup()
-    events = session.run(prompt)
+    events = session.run(prompt, images=images)
     try:
         started = agent.started_event()
         started.session = session.id
@@ -204,14 +221,15 @@ def run_exec(args: Any) -> int:
                 done = event
     except KeyboardInterrupt:
         events.close()  # answers open calls, kills running commands, records the checkpoint
-        render(Error("interrupted"))
+        if done is None:
+            render(TurnDone(status="interrupted", final_text=""))
         return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     finally:
         session.close()
     assert done is not None
-    if args.output:
+    if output is not None:
         try:
-            Path(args.output).write_text(done.final_text + ("\n" if done.final_text else ""), encoding="utf-8")
+            output.write_text(done.final_text + ("\n" if done.final_text else ""), encoding="utf-8")
         except OSError as e:
             sys.stderr.write(f"coder: error: cannot write {args.output}: {e.strerror}\n")
             return EXIT_FAILED

@@ -15,7 +15,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,17 @@ def new_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+# A session's status, from its transcript: the last turn's end ("done", "failed", "interrupted"), "running"
+# while a turn runs in a live process, "empty" when it was never given a task.
+STATUSES = ("running", "done", "interrupted", "failed", "empty")
+_TURN_STATUS = {"completed": "done", "interrupted": "interrupted"}  # failed, incomplete, max_turns: failed
+
+
+def turn_status(turn_done_status: str) -> str:
+    """What a finished turn (TurnDone.status) makes of its session."""
+    return _TURN_STATUS.get(turn_done_status, "failed")
+
+
 @dataclass
 class SessionInfo:
     id: str
@@ -49,6 +60,34 @@ class SessionInfo:
     first_prompt: str
     turns: int
     tokens: int
+    status: str = "empty"  # one of STATUSES (meta.json says "running" until the process is found gone)
+    outputs: int = 0  # items the model sent: a failure with none and no tokens is an empty failure
+    pid: int = 0  # the process running the turn, while status is "running"
+    pid_started: str = ""  # its start time, so a reused pid is not taken for it
+
+    @property
+    def hidden(self) -> bool:
+        """Clutter `coder sessions` and /resume leave out unless asked: a run that failed before the model
+        said anything (a refused connection, a wrong model name), or a session never given a task."""
+        return self.status == "empty" or (self.status == "failed" and not self.tokens and not self.outputs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `coder sessions --json` object."""
+        return {"id": self.id, "started": _iso(self.started), "updated": _iso(self.updated), "status": self.status,
+                "turns": self.turns, "tokens": self.tokens, "model": self.model, "first_prompt": self.first_prompt,
+                "workspace": self.project}
+
+
+def _iso(t: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class Listing:
+    sessions: list[SessionInfo]  # newest first, the ones to show
+    hidden: int  # how many were left out (SessionInfo.hidden)
 
 
 def _safe_settings(config: Config) -> dict[str, Any]:
@@ -195,12 +234,13 @@ class Session:
         return session
 
     # --- running ---
-    def run(self, prompt: str | None) -> Iterator[Event]:
-        """Agent.run, with a checkpoint around the turn and everything written down."""
+    def run(self, prompt: str | None, images: Sequence[str | os.PathLike[str]] = ()) -> Iterator[Event]:
+        """Agent.run (with its images), with a checkpoint around the turn and everything written down."""
         text = (prompt or "").strip()
         if text and not self.info.first_prompt:
             self.info.first_prompt = text.splitlines()[0][:200]
-        label = text.splitlines()[0][:72] if text else "follow-up"
+        label = turn_label(text) if text else "follow-up"
+        self._running(True)
         # A read-only session changes nothing, so it writes nothing into the user's repository either.
         self._checkpointing = self.checkpoints is not None and self.agent.policy.mode is not Mode.READ_ONLY
         if self._checkpointing:
@@ -209,7 +249,7 @@ class Session:
             except CheckpointError as e:
                 yield self._recorded(Notice(f"no checkpoint for this turn: {e}"))
         done: TurnDone | None = None
-        events = self.agent.run(prompt)
+        events = self.agent.run(prompt, images)
         try:
             for event in events:
                 if isinstance(event, TurnDone):
@@ -232,13 +272,25 @@ class Session:
             after = [self._recorded(Notice(m)) for m in self._end_turn(label)]
             if done is not None:
                 self.info.turns += 1
-                self.info.tokens = self.agent.usage.total_tokens
+                self.info.tokens += done.usage.total_tokens  # as _info_from counts them, resumed or not
                 self._record_event(done)
+            self._running(False, turn_status(done.status) if done is not None else "interrupted")
             self.transcript.sync()
             self._write_meta()
         yield from after
         if done is not None:
             yield done
+
+    def _running(self, running: bool, status: str = "") -> None:
+        """The session's status in meta.json: "running" with this process's id while a turn runs (so a
+        listing can tell a live turn from one a kill -9 cut off), else how the last turn ended."""
+        from coder.checkpoints import _start_time
+
+        pid = os.getpid() if running else 0
+        self.info.status = "running" if running else status
+        self.info.pid, self.info.pid_started = pid, _start_time(pid) if pid else ""
+        if running:
+            self._write_meta()
 
     def _end_turn(self, label: str) -> list[str]:
         later, self._later = self._later, []
@@ -371,6 +423,8 @@ class Session:
     # --- the transcript ---
     def _record_item(self, item: dict[str, Any], encoded: str) -> None:
         self.transcript.write_item(encoded)
+        if _from_model(item):
+            self.info.outputs += 1
 
     def _record_rewrite(self, kind: str, record: dict[str, Any]) -> None:
         self.transcript.write({"type": kind, **record})
@@ -402,24 +456,66 @@ def _secrets(config: Config) -> list[str]:
     return [credentials.get(config.api_key_env), *credentials.values()]
 
 
+def _from_model(item: dict[str, Any]) -> bool:
+    """An item the model sent (a message, a call, reasoning, a compaction), not one coder or the user added."""
+    kind = item.get("type")
+    if kind == "message":
+        return item.get("role") == "assistant"
+    return kind not in ("function_call_output", None)
+
+
+def _transcript_status(records: list[dict[str, Any]], turns: list[dict[str, Any]]) -> str:
+    """How the last turn ended; a turn that started (its first request) after the last end is running if
+    the process recording it is alive, else it was cut off (kill -9, a crash)."""
+    from coder.checkpoints import running_turn
+
+    last_done = max((n for n, r in enumerate(records) if r.get("type") == "event"
+                     and r["event"].get("type") == "turn.done"), default=-1)
+    started = any(r.get("type") == "turn" or r.get("type") == "event" and r["event"].get("type") == "request.started"
+                  for r in records[last_done + 1:])
+    if started:
+        return "running" if running_turn(records) else "interrupted"
+    return turn_status(turns[-1].get("status", "")) if turns else "empty"
+
+
 def _info_from(directory: Path, loaded: Loaded) -> SessionInfo:
     header = loaded.header
     first = next((i["content"][0]["text"] for i in loaded.items()
                   if i.get("type") == "message" and i.get("role") == "user" and i.get("content")), "")
     done = [r["event"] for r in loaded.of_type("event") if r["event"].get("type") == "turn.done"]
     tokens = sum(int((d.get("usage") or {}).get("total_tokens") or 0) for d in done)
+    outputs = sum(1 for r in loaded.of_type("item") if isinstance(r.get("item"), dict) and _from_model(r["item"]))
     mtime = (directory / TRANSCRIPT).stat().st_mtime
     return SessionInfo(header["id"], directory, float(header.get("started") or mtime), mtime, header.get("project", ""),
                        header.get("model", ""), first.strip().splitlines()[0][:200] if first.strip() else "",
-                       len(done), tokens)
+                       len(done), tokens, _transcript_status(loaded.records, done), outputs)
+
+
+def _alive(pid: int, started: str) -> bool:
+    from coder.checkpoints import _start_time
+
+    if started:
+        return _start_time(pid) == started
+    try:  # no /proc to tell a reused pid apart (macOS): the pid's existence will do
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def read_info(directory: Path) -> SessionInfo | None:
-    """A session's summary: meta.json, or the transcript itself when the meta is missing or broken."""
+    """A session's summary: meta.json, or the transcript itself when the meta is missing, broken, or from
+    a coder that kept no status there."""
     try:
         data = json.loads((directory / META).read_text())
-        data["directory"] = directory
-        return SessionInfo(**data)
+        if isinstance(data, dict) and "status" in data:
+            data["directory"] = directory
+            info = SessionInfo(**data)
+            if info.status == "running" and not (info.pid > 0 and _alive(info.pid, info.pid_started)):
+                info.status = "interrupted"  # its process is gone mid-turn
+            return info
     except (OSError, ValueError, TypeError):
         pass
     try:
@@ -429,7 +525,7 @@ def read_info(directory: Path) -> SessionInfo | None:
 
 
 def list_sessions(project: Path | None = None) -> list[SessionInfo]:
-    """Sessions, newest first; only `project`'s when given."""
+    """Every session, newest first, each with its status; only `project`'s when given."""
     root = sessions_dir()
     if not root.is_dir():
         return []
@@ -438,10 +534,29 @@ def list_sessions(project: Path | None = None) -> list[SessionInfo]:
     return sorted(infos, key=lambda i: i.updated, reverse=True)
 
 
+def listing(project: Path | None = None, *, show_all: bool = False, limit: int | None = None,
+            exclude: str | None = None) -> Listing:
+    """The sessions worth offering (for `coder sessions` and /resume), newest first, each with its status.
+
+    `project`: only that workspace's (None: every project's). Runs that failed before the model said
+    anything, and sessions never given a task, are left out and counted unless `show_all`. `exclude`: a
+    session id to leave out silently (the one already open). `limit`: at most that many."""
+    shown, hidden = [], 0
+    for info in list_sessions(project):
+        if info.id == exclude:
+            continue
+        if info.hidden and not show_all:
+            hidden += 1
+        elif limit is None or len(shown) < limit:
+            shown.append(info)
+    return Listing(shown, hidden)
+
+
 def find(session_id: str | None, project: Path) -> Path:
-    """The directory of session `session_id` (a unique prefix will do), or of the project's latest."""
+    """The directory of session `session_id` (a unique prefix will do), or of the project's latest: the
+    first `coder sessions` lists (a later run that failed before any reply does not shadow it)."""
     if session_id is None:
-        recent = list_sessions(project)
+        recent = listing(project, limit=1).sessions or list_sessions(project)
         if not recent:
             raise TranscriptError(f"no sessions yet for {project}; start one with: coder")
         return recent[0].directory
@@ -495,6 +610,16 @@ def others_here(session_id: str, project: Path) -> "Others":
         if running_command(records):
             others.busy.append(info.id)
     return others
+
+
+def turn_label(text: str, width: int = 72) -> str:
+    """A turn's name for /undo and auto-commit messages: its first line, cut at a word with "…" when long."""
+    line = " ".join(text.splitlines()[0].split())
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:.-") + "…"
 
 
 def undo_note(result: UndoResult) -> str:

@@ -9,10 +9,14 @@ private key, a JWT, or a token in the formats of the common providers. Search
 paths (`PATH`, `PYTHONPATH`, ...) are not judged by their value: a folder name
 is not a secret. A variable named in `passthrough` is kept anyway (the user's
 explicit choice), except one holding a known secret.
+
+`separate` then takes the starting program's own virtual environment off
+PATH and gives the command the tools folder instead.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -61,3 +65,32 @@ def scrub(env: Mapping[str, str], secret_values: Iterable[str] = (), passthrough
         k: v for k, v in env.items()
         if not any(s in v for s in known) and (k in keep or not is_secret(k, v))
     }
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def separate(env: Mapping[str, str], own_prefix: str | None = None, own_bin: str | None = None,
+             tools: str | None = None) -> dict[str, str]:
+    """`env` for a command, without the environment of the program that starts it.
+
+    `own_prefix`, `own_bin`: that program's own virtual environment and its bin/ (None when it runs from
+    a Python that is not a venv). Its bin/ leaves PATH, since it holds a python3 and a pip the command
+    must not take for the project's, and VIRTUAL_ENV goes when it names that venv; a venv the user
+    activated for the project stays, where the user put it. `tools`: a folder holding only what the
+    command is meant to get from the program (rg), put last on PATH, so the user's own tools win.
+    """
+    out = dict(env)
+    if own_prefix and out.get("VIRTUAL_ENV") and _same(out["VIRTUAL_ENV"], own_prefix):
+        out.pop("VIRTUAL_ENV")
+        out.pop("VIRTUAL_ENV_PROMPT", None)
+    out.pop("__PYVENV_LAUNCHER__", None)  # macOS: would make any python3 take itself for the venv's
+    raw = out.get("PATH", os.defpath)
+    parts = raw.split(os.pathsep) if raw else []
+    if own_bin:
+        parts = [p for p in parts if not (p and _same(p, own_bin))]
+    if tools and not any(p and _same(p, tools) for p in parts):
+        parts.append(tools)
+    out["PATH"] = os.pathsep.join(parts)
+    return out

@@ -5,7 +5,8 @@ transfer encoding), plays scripted model turns in order, and records every
 request so tests can assert on exactly what the agent sent. Faults are part of
 the script: HTTP errors with Retry-After, streams that stop early or break off,
 `error` events, failed and incomplete responses, and background responses
-that need polling. Like the real endpoint, it refuses a store=false request
+that need polling, and replies of the wrong kind (`raw`: a bridge's HTML page served
+as HTTP 200, JSON where a stream was asked for, `null`). Like the real endpoint, it refuses a store=false request
 that replays a reasoning item without its `encrypted_content`, and a request
 whose history leaves a function_call unanswered or answers a call it does not
 hold (HTTP 400, no script step used).
@@ -22,6 +23,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -84,6 +87,15 @@ class Reply:
     delay: float = 0.0  # before answering
     event_delay: float = 0.0  # between events
     polls: int = 2  # background: retrieves answered in_progress before the final state
+    raw: bytes | None = None  # sent as it is with http_status and content_type, instead of any of the above
+    content_type: str = "text/html; charset=utf-8"  # of `raw`: a bridge's 404 page served as HTTP 200, JSON, ...
+    # A model that thinks in silence: `hold` seconds before the headers, or `silence` seconds after the first
+    # `silent_after` events (0: right after the headers). Either ends early when the client hangs up, which
+    # `hangups` records ("headers", "stream", or "poll" for poll_delay), as a real endpoint would stop generating.
+    hold: float = 0.0
+    silence: float = 0.0
+    silent_after: int = 0
+    poll_delay: float = 0.0  # background: each retrieve answers after this long
 
 
 def usage(inp: int = 100, out: int = 20, cached: int = 0, reasoning_tokens: int = 0) -> dict[str, Any]:
@@ -240,6 +252,8 @@ class ScriptedServer:
         self.requests: list[dict[str, Any]] = []
         self.background: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
+        self.hangups: list[str] = []  # where a client hung up during a hold or a silence
+        self.models: list[str] | None = None  # GET /v1/models lists these; None: 404, as endpoints without it
         self.window: int | None = None  # tokens: larger requests get context_length_exceeded
         self.compact_status = 200  # 404: an endpoint without /responses/compact
         self.compact_delay = 0.0  # seconds before /responses/compact answers
@@ -317,10 +331,17 @@ class ScriptedServer:
 
             def do_GET(self) -> None:  # retrieve
                 self._record(None)
+                if self.path.rstrip("/").endswith("/models"):
+                    if srv.models is None:
+                        return self._json(404, {"error": {"message": "Not found", "type": "invalid_request_error"}})
+                    return self._json(200, {"object": "list", "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "scripted"} for m in srv.models]})
                 rid = self.path.rsplit("/", 1)[-1]
                 state = srv.background.get(rid)
                 if state is None:
                     return self._json(404, {"error": {"message": f"no response {rid}"}})
+                if state["reply"].poll_delay and self._quiet(state["reply"].poll_delay, "poll"):
+                    return
                 if state["status"] != "cancelled":
                     state["polls"] -= 1
                     if state["polls"] < 0:
@@ -376,6 +397,10 @@ class ScriptedServer:
                     reply.usage = usage(tokens_of({**body, "input": whole}), 20)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.hold and self._quiet(reply.hold, "headers"):
+                    return
+                if reply.raw is not None:
+                    return self._raw(reply)
                 if reply.http_status != 200:
                     return self._json(reply.http_status, reply.error or {"error": {"message": "scripted"}},
                                       reply.headers)
@@ -386,6 +411,30 @@ class ScriptedServer:
                 if not body.get("stream"):
                     return self._json(200, _response(reply, body, _id("resp"), reply.status, reply.output))
                 self._stream(reply, body, whole)
+
+            def _quiet(self, seconds: float, where: str) -> bool:
+                """Send nothing for `seconds`; True (and recorded) when the client hung up meanwhile."""
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0.02)
+                    if readable:
+                        try:
+                            gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                        except OSError:
+                            gone = True
+                        if gone:
+                            srv.hangups.append(where)
+                            self.close_connection = True
+                            return True
+                        time.sleep(0.02)  # data (a pipelined request?): not ours to read
+                return False
+
+            def _raw(self, reply: Reply) -> None:
+                self.send_response(reply.http_status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.raw or b"")))
+                self.end_headers()
+                self.wfile.write(reply.raw or b"")
 
             def _too_long(self, body: dict[str, Any]) -> None:
                 self._json(400, {"error": {
@@ -404,6 +453,10 @@ class ScriptedServer:
                 if body.get("store") and reply.status == "completed" and not reply.stream_error:
                     srv.stored[events[-1]["response"]["id"]] = whole + reply.output
                 for n, event in enumerate(events):
+                    if reply.silence and n == reply.silent_after:
+                        self.wfile.flush()
+                        if self._quiet(reply.silence, "stream"):
+                            return
                     if reply.cut_after is not None and n >= reply.cut_after:
                         self.wfile.flush()
                         self.close_connection = True

@@ -186,7 +186,7 @@ def test_agents_md_from_three_levels_in_order(server, env, repo: Path):
     positions = [text.index(marker) for marker in ("USER:", "ROOT:", "PKG:", "SUB:")]
     assert positions == sorted(positions)
     first = server.bodies[0]["input"][0]["content"]
-    assert first[0]["text"] == "hi" and first[1]["text"].startswith("<environment_context>")
+    assert first[0]["text"] == "hi" and first[1]["text"].startswith("\n\n<environment_context>")
     assert f"Working directory: {repo / 'pkg' / 'sub'}" in first[1]["text"] and "Git: branch" in first[1]["text"]
 
 

@@ -149,7 +149,7 @@ def test_a_full_disk_stops_exec_in_one_line_and_loses_nothing(server, env, repo:
     big = "x" * 200_000
     server.add(Reply([write("app.py", "print('v2')\n"), rc(f"printf '{big[:100]}%.0s' $(seq 2000)")]),
                Reply([message("done")]))
-    r = subprocess.run(["bash", "-c", f'ulimit -f 64 && exec "{CODER}" exec work'], env=env, cwd=repo,
+    r = subprocess.run(["bash", "-c", f'ulimit -f 64 && exec "{CODER}" exec -q work'], env=env, cwd=repo,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") <= 3, r.stderr

@@ -11,32 +11,44 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import get_app
+from prompt_toolkit.completion import ThreadedCompleter
+from prompt_toolkit.filters import Condition, has_completions
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.completion import ThreadedCompleter
 from rich.console import Console
 from rich.text import Text
 
+from coder import fmt
 from coder.agent import Agent
 from coder.approvals import prefix
-from coder.events import ApprovalRequest, Event, RecordingFailed
-from coder.repl import commands
-from coder.repl.ask import choose
+from coder.events import ApprovalRequest, Event, RecordingFailed, TurnDone, Usage
+from coder.repl import commands, notify
+from coder.repl.ask import STOP, choose
 from coder.repl.completion import CoderCompleter, ProjectFiles
-from coder.repl.render import Renderer, Status, show_history
+from coder.repl.render import Renderer, Status
+from coder.repl.resume import recap, restore_usage
+from coder.repl.toolbar import toolbar_text
 from coder.sessions import Session
 
 WAKE = "\0coder-wake"  # what the prompt returns when an approval needs the terminal
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 EXIT_WINDOW = 3.0  # seconds in which a second Ctrl-C at an empty prompt exits
+STOP_GRACE = 1.5  # seconds after a stop in which more Ctrl-C presses count as part of it, not as "exit"
+ESC_WAIT = 0.05  # seconds a lone Esc waits for the rest of an Alt-key sequence (prompt_toolkit: 0.5)
+# While the agent works, Esc (which also starts Alt-keys) stops it after this long without a next key;
+# otherwise prompt_toolkit's own 1 s holds (vi mode keeps it always, for its own multi-key commands).
+ESC_STOP_WAIT, KEY_WAIT = 0.35, 1.0
 
 
 class Repl:
@@ -44,13 +56,16 @@ class Repl:
         self.session = session
         self.console = console
         self.status = Status(context_tokens=session.agent.context_tokens())
-        self.renderer = Renderer(console, self.status)
+        self.renderer = Renderer(console, self.status, price=self._price)
         self.pending: queue.Queue[tuple[ApprovalRequest, threading.Event]] = queue.Queue()
         self.turn: threading.Thread | None = None
         self.turn_lock = threading.Lock()  # "is a turn running" vs "queue this message"
         self.saved_input = ""
         self.last_interrupt = 0.0
+        self.stopping = 0.0  # when the user asked the running turn to stop (0: not asked)
+        self.stopped_at = 0.0  # when the last stop the user asked for landed
         self._preloaded = False
+        self._patch: Any = None  # patch_stdout while the session runs
         self.files = ProjectFiles(session.agent.workspace)
         history.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # what you type is yours alone
         os.close(os.open(history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
@@ -70,6 +85,9 @@ class Repl:
 
             prompt_continuation=lambda width, line, wrap: "… ".rjust(width),
         )
+        self.prompt.app.ttimeoutlen = ESC_WAIT  # Esc alone is read as Esc at once; Alt-keys still arrive whole
+        if session.agent.conversation.items:
+            restore_usage(session, self.status, self._cost)
 
     @property
     def agent(self) -> Agent:
@@ -85,7 +103,7 @@ class Repl:
             line = f"{frame} {activity or 'working'} · {time.monotonic() - since:.0f}s"
             if queued:
                 line += f" · {queued} message{'s' if queued > 1 else ''} queued"
-            parts.append(("fg:ansiyellow", line + "  (Ctrl-C stops)\n"))
+            parts.append(("fg:ansiyellow", line + ("\n" if self.stopping else "  (Esc or Ctrl-C stops)\n")))
         parts.append(("bold", "› "))
         return FormattedText(parts)
 
@@ -95,16 +113,19 @@ class Repl:
 
     def _toolbar(self) -> FormattedText:
         agent = self.agent
-        backend = agent.tool_ctx.backend
-        net = " · network on" if agent.policy.network else ""
-        text = f" {agent.config.model} · sandbox {agent.policy.mode.value} ({backend.name}){net}"
-        text += f" · context {self.status.context_tokens:,} tokens {self.context_percent()}".rstrip()
-        if self.status.total.cost:
-            text += f" · ${self.status.total.cost:.4f}"
+        try:
+            width = get_app().output.get_size().columns
+        except Exception:
+            width = self.console.width
+        text = toolbar_text(
+            width, model=agent.config.model, mode=agent.policy.mode.value, backend=agent.tool_ctx.backend.name,
+            network=agent.policy.network, tokens=self.status.context_tokens, window=agent.window,
+            cost=fmt.cost(self.status.cost) if self.status.cost else "")
         return FormattedText([("", text)])
 
     def _keys(self) -> KeyBindings:
         kb = KeyBindings()
+        busy = Condition(self.busy)
 
         @kb.add("enter")
         def _(event) -> None:  # Enter sends; with a completion picked, it takes the completion first
@@ -119,12 +140,25 @@ class Repl:
             event.current_buffer.insert_text("\n")
 
         @kb.add("c-c")
-        def _(event) -> None:  # with text: clear it; on an empty prompt: interrupt (the main loop decides)
+        def _(event) -> None:  # while the agent works: stop it; else with text: clear it; else exit (twice)
             buf = event.current_buffer
-            if buf.text:
+            if self.busy() and not buf.text:
+                self.stop()
+            elif buf.text:
                 buf.reset()
             else:
                 event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+        # Esc stops the agent only while it works; at other times it is the start of an Alt-key as ever.
+        # In vi mode Esc leaves insert mode, so there it stops the agent only at an empty prompt.
+        @kb.add("escape", filter=busy & ~has_completions
+                & Condition(lambda: not self.vi or not get_app().current_buffer.text))
+        def _(event) -> None:
+            self.stop()
+            if self.vi:  # and what Esc does in vi: leave insert mode
+                from prompt_toolkit.key_binding.vi_state import InputMode
+
+                event.app.vi_state.input_mode = InputMode.NAVIGATION
 
         return kb
 
@@ -154,17 +188,33 @@ class Repl:
     def switch(self, session: Session) -> None:
         """Make `session` the current one (after /clear or /resume)."""
         self.session = session
-        self.status.context_tokens = session.agent.context_tokens()
-        self.status.total = session.agent.usage
+        self.renderer.calls.clear()
+        with self.status.lock:
+            self.status.context_tokens = session.agent.context_tokens()
+            self.status.total = session.agent.usage
+            self.status.cost, self.status.unpriced = 0.0, set()
+        if session.agent.conversation.items:
+            restore_usage(session, self.status, self._cost)
         for warning in session.warnings:
             self.console.print(Text(f"warning: {warning}", style="yellow"))
 
+    def _cost(self, model: str, usage: Usage) -> float | None:
+        from coder import pricing
+
+        return pricing.cost(model, usage, self.agent.config)
+
+    def _price(self, usage: Usage) -> tuple[str, float | None]:
+        """A request's cost with the model now in force (each request is priced as it is reported)."""
+        model = self.agent.config.model
+        return model, self._cost(model, usage)
+
     # --- the main loop ---
     def run(self) -> int:
-        from prompt_toolkit.patch_stdout import patch_stdout
-
-        with patch_stdout(raw=True):
+        self._take_terminal()
+        try:
             return self._loop()
+        finally:
+            self._release_terminal()
 
     def _loop(self) -> int:
         self.banner()
@@ -196,11 +246,12 @@ class Repl:
             (f"coder {__version__}", "bold"),
             f" · {agent.config.model} · sandbox {agent.policy.mode.value} ({backend.name}) · {agent.workspace}",
         ))
-        self.console.print(Text("Type a message for the agent · /help for commands · Ctrl-D exits", style="dim"))
+        self.console.print(Text("Type a message for the agent · /help for commands · Esc or Ctrl-C stops it · "
+                                "Ctrl-D exits", style="dim"))
         if not backend.isolates and agent.policy.mode.value != "full-access":
             self.warn_no_sandbox()
         if agent.conversation.items:
-            show_history(self.console, agent.conversation.items)
+            recap(self.console, agent.conversation.items)
             self.console.print(Text(f"resumed session {self.session.id}; the model sees all of it", style="dim"))
         for warning in self.session.warnings:
             self.console.print(Text(f"warning: {warning}", style="yellow"))
@@ -221,13 +272,29 @@ class Repl:
 
         threading.Thread(target=load, name="coder-preload", daemon=True).start()
 
+    @property
+    def vi(self) -> bool:
+        from prompt_toolkit.enums import EditingMode
+
+        return self.prompt.editing_mode == EditingMode.VI
+
+    def stop(self) -> None:
+        """Esc or Ctrl-C while the agent works: stop it. Pressing again while it stops changes nothing."""
+        if not self.busy():
+            return
+        if not self.stopping:
+            self.stopping = time.monotonic()
+            self.status.set("stopping")
+        self.agent.cancel()  # a second call is harmless, and helps if the first came too early
+
     def _interrupted(self) -> bool:
-        """Ctrl-C on an empty prompt: stop the turn, or exit on the second press. True means exit."""
+        """Ctrl-C on an empty prompt with the agent idle: exit on the second press. True means exit."""
         if self.busy():
-            self.agent.cancel()
-            self.console.print(Text("stopping the agent…", style="yellow"))
+            self.stop()
             return False
         now = time.monotonic()
+        if now - self.stopped_at < STOP_GRACE:
+            return False  # one more press of the burst that stopped the agent: not a wish to leave
         if now - self.last_interrupt < EXIT_WINDOW:
             return True
         self.last_interrupt = now
@@ -239,32 +306,61 @@ class Repl:
         stripped = text.strip()
         if not stripped:
             return True
-        self.console.print(Text("› ", style="bold") + Text(text.rstrip("\n").replace("\n", "\n  "), style="bold"))
+        echo = Text("› ", style="bold") + Text(text.rstrip("\n").replace("\n", "\n  "), style="bold")
         if stripped.startswith("/"):
+            self.console.print(echo)
             return commands.run_command(self, stripped)
         if stripped.startswith("!"):
+            self.console.print(echo)
             self.shell(stripped[1:].strip())
             return True
-        self.send(text)
+        self.send(text, echo)
         return True
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, echo: Text | None = None, images: list[Path] | None = None) -> None:
+        """A message for the model: a new turn, or, while one runs, queued for the running one."""
+        from coder.repl.images import ImageError, attached
+
+        if images is None:
+            try:
+                images = attached(text, self.agent.workspace)
+            except ImageError as e:
+                if echo is not None:
+                    self.renderer.later(echo)
+                self.error(f"{e}; nothing was sent")
+                return
         with self.turn_lock:
             if self.busy():
+                if images:
+                    if echo is not None:
+                        self.renderer.later(echo)
+                    self.error("an image can go only with a new message: send it when the agent is done")
+                    return
                 self.agent.queue(text)
                 with self.status.lock:
                     self.status.queued += 1
-                self.console.print(Text("queued: it goes to the model right after the running step", style="magenta"))
+                queued = Text("queued: it goes to the model right after the running step", style="magenta")
+                self.renderer.later(*(l for l in (echo, queued) if l is not None))
                 return
-            self.status.running = True
+            if echo is not None:
+                self.console.print(echo)
+            for path in images:
+                self.console.print(Text(f"  image: {self._shown(path)}", style="dim"))
+            self._working(True)
             self.status.set("thinking")
-            self.turn = threading.Thread(target=self._turn, args=(text,), name="coder-turn", daemon=True)
+            self.turn = threading.Thread(target=self._turn, args=(text, images), name="coder-turn", daemon=True)
             self.turn.start()
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.agent.workspace))
+        except ValueError:
+            return str(path)
 
     def compact(self, focus: str) -> None:
         """/compact: on the turn thread, so the prompt stays live and Ctrl-C stops it."""
         with self.turn_lock:
-            self.status.running = True
+            self._working(True)
             self.status.set("compacting the conversation")
             events = self.session.compact(focus)  # from here on, Ctrl-C stops it
             self.turn = threading.Thread(target=self._compaction, args=(events,), name="coder-compact", daemon=True)
@@ -283,27 +379,54 @@ class Repl:
             self.turn = threading.Thread(target=self._turn, args=(None,), name="coder-turn", daemon=True)
             self.turn.start()  # what was typed meanwhile goes to the model now
 
-    def _turn(self, prompt: str | None) -> None:
+    def _run(self, prompt: str | None, images: list[Path]) -> Iterator[Event]:
+        if images:
+            return self.session.run(prompt, images=[str(p) for p in images])
+        return self.session.run(prompt)
+
+    def _turn(self, prompt: str | None, images: list[Path] | None = None) -> None:
+        started = time.monotonic()
+        done: TurnDone | None = None
         try:
             while True:
-                for event in self.session.run(prompt):
+                for event in self._run(prompt, images or []):
                     if isinstance(event, (ApprovalRequest, RecordingFailed)):
                         self._ask(event)
                     else:
+                        if isinstance(event, TurnDone):
+                            done = event
                         self.renderer(event)
                 with self.turn_lock:
                     if not self.agent.conversation.has_queued():
                         self._idle()  # under the lock: a message sent from now on starts a new turn
-                        return
-                prompt = None  # a follow-up arrived as the turn ended: it starts the next request
+                        break
+                prompt, images = None, None  # a follow-up arrived as the turn ended: it starts the next request
         except Exception as e:  # a bug must not kill the session or leave the history invalid
             self.agent.conversation.close_open_calls("Interrupted by an internal error.")
+            self.renderer.flush()
             self.console.print(Text(f"error: {type(e).__name__}: {e}", style="bold red"))
             with self.turn_lock:
                 self._idle()
+            return
+        self._notify(time.monotonic() - started, done)
+
+    def _notify(self, took: float, done: TurnDone | None) -> None:
+        """A long turn ended while the user was (maybe) elsewhere: ring, as configured."""
+        how, after = notify.settings(self.agent.config)
+        if how == "off" or took < after or done is None or done.status == "interrupted":
+            return
+        notify.notify(how, f"coder: {done.status} after {took:.0f}s")
+
+    def _working(self, running: bool) -> None:
+        """A turn starts or ends: the status, and how long a lone Esc waits before it counts as a stop."""
+        self.stopping = 0.0
+        self.status.running = running
+        self.prompt.app.timeoutlen = ESC_STOP_WAIT if running and not self.vi else KEY_WAIT
 
     def _idle(self) -> None:
-        self.status.running = False
+        if self.stopping:
+            self.stopped_at = time.monotonic()
+        self._working(False)
         self.status.queued = 0
         self.status.set("")
         app = self.prompt.app
@@ -362,8 +485,13 @@ class Repl:
         self.console.print(Text(f"  $ {request.command}", style="bold"))
         pre = prefix(request.command)
         choice = choose(
-            f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note, then Enter: ",
-            "yand")
+            f"  [y] run once   [a] always allow `{pre}` this session   [n] deny   [d] deny with a note, "
+            "then Enter (Ctrl-C stops the turn): ", "yand", interrupt=STOP)
+        if choice == STOP:  # not an answer to the question: the user wants the whole turn to stop
+            request.deny()
+            self.stop()
+            self.console.print(Text("  stopping the turn; the command did not run", style="yellow"))
+            return
         if choice == "y":
             request.approve()
         elif choice == "a":
@@ -387,19 +515,37 @@ class Repl:
         if not command:
             self.error("type a command after !, e.g. !git status")
             return
-        try:
-            from coder import credentials
+        from coder import credentials
 
+        self._release_terminal()  # what was printed so far (the echo) reaches the terminal before the command
+        try:
             # The user's own command, as in their own shell: it gets the environment coder started with.
             code = subprocess.run(["bash", "-c", command], cwd=self.agent.workspace,
                                   env=credentials.user_environment()).returncode
         except KeyboardInterrupt:
             code = 130
         except OSError as e:
+            code = None
+            self._take_terminal()
             self.error(f"cannot run it: {e.strerror}")
             return
+        self._take_terminal()
         if code:
             self.console.print(Text(f"exit {code}", style="dim"))
+
+    def _release_terminal(self) -> None:
+        """Stop routing output through prompt_toolkit (flushing what is queued), so a child writes after it."""
+        if self._patch is not None:
+            self._patch.__exit__(None, None, None)
+            self._patch = None
+        sys.stdout.flush()
+
+    def _take_terminal(self) -> None:
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        if self._patch is None:
+            self._patch = patch_stdout(raw=True)
+            self._patch.__enter__()
 
     def shutdown(self) -> None:
         if self.turn is not None and self.turn.is_alive():

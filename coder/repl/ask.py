@@ -7,9 +7,11 @@ the agent cannot answer a question by accident.
 
 from __future__ import annotations
 
+STOP = "stop"  # what `choose` returns for Ctrl-C when asked to tell it apart from an answer
 
-def choose(message: str, keys: str, default: str = "n") -> str:
-    """One of `keys` (lower case); Ctrl-C or Ctrl-D answer `default`."""
+
+def choose(message: str, keys: str, default: str = "n", interrupt: str | None = None) -> str:
+    """One of `keys` (lower case); Ctrl-D answers `default`, and Ctrl-C too unless `interrupt` is given."""
     from prompt_toolkit import prompt
     from prompt_toolkit.validation import Validator
 
@@ -19,5 +21,7 @@ def choose(message: str, keys: str, default: str = "n") -> str:
     )
     try:
         return prompt(message, validator=valid, validate_while_typing=False).strip().lower()
-    except (KeyboardInterrupt, EOFError):
+    except KeyboardInterrupt:
+        return default if interrupt is None else interrupt
+    except EOFError:
         return default

@@ -4,6 +4,9 @@ Everything is printed above the prompt (prompt_toolkit's patch_stdout), so
 nothing is ever repainted: streamed Markdown is printed a block at a time as
 each block completes, a running tool call lives in the status line under the
 output (see `Status`), and its one-line result is printed when it finishes.
+Commentary (what the model says before it goes on to call tools) is dim; the
+final answer is not. Lines that arrive while an answer streams (a message the
+user queued) wait until the answer reaches a break.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.text import Text
 
+from coder import fmt
 from coder.events import (
     Compacted,
     Error,
@@ -34,9 +40,12 @@ from coder.events import (
     Usage,
     UsageReport,
 )
+from coder.repl.toolcalls import FinishedCall, details, one_line, tool_line
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_EXIT = re.compile(r"^Exit code: (\d+)", re.M)
+KEPT_CALLS = 100  # finished calls /last can show
+COMMENTARY = "dim"
+REASONING = "dim italic"
 
 
 @dataclass
@@ -49,12 +58,21 @@ class Status:
     context_tokens: int = 0  # what the next request carries: the last usage, plus what was appended since
     context_window: int | None = None
     total: Usage = field(default_factory=Usage)
+    cost: float = 0.0  # dollars of the requests that could be priced
+    unpriced: set[str] = field(default_factory=set)  # models some requests were made with that have no price
     queued: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set(self, activity: str) -> None:
         with self.lock:
             self.activity, self.since = activity, time.monotonic()
+
+    def add_cost(self, model: str, dollars: float | None) -> None:
+        with self.lock:
+            if dollars is None:
+                self.unpriced.add(model)
+            else:
+                self.cost += dollars
 
 
 def block_boundary(text: str) -> int:
@@ -73,6 +91,12 @@ def block_boundary(text: str) -> int:
     return cut
 
 
+def markdown(text: str, style: str = "") -> object:
+    from rich.markdown import Markdown
+
+    return Markdown(text, code_theme="monokai", style=style or "none")
+
+
 class MarkdownStream:
     """Prints streamed Markdown one finished block at a time, each block exactly once."""
 
@@ -80,50 +104,188 @@ class MarkdownStream:
         self.console = console
         self.pending = ""
 
-    def feed(self, text: str) -> None:
+    def feed(self, text: str, style: str = "") -> None:
         self.pending += text
         cut = block_boundary(self.pending)
         if cut:
             block, self.pending = self.pending[:cut], self.pending[cut:]
-            self._print(block)
+            self._print(block, style)
 
-    def finish(self) -> None:
+    def finish(self, style: str = "") -> None:
         block, self.pending = self.pending, ""
-        self._print(block)
+        self._print(block, style)
 
-    def _print(self, block: str) -> None:
+    def _print(self, block: str, style: str) -> None:
         if block.strip():
-            from rich.markdown import Markdown
-
-            self.console.print(Markdown(block.strip("\n"), code_theme="monokai"))
+            self.console.print(markdown(block.strip("\n"), style))
 
 
-def result_summary(event: ToolCallFinished) -> str:
-    """One short phrase for a finished call: lines read, matches found, exit code."""
-    out = event.output
-    if not event.ok:
-        return out.splitlines()[0].removeprefix("Error: ")[:160] if out else "failed"
-    if event.name == "run_command":
-        if out.startswith("Command timed out"):
-            return "timed out"
-        if out.startswith("Command interrupted"):
-            return "interrupted"
-        code = _EXIT.search(out)
-        return f"exit {code.group(1) if code else '?'}"
-    lines = [line for line in out.splitlines() if line.strip()]
-    if event.name == "read_file":
-        shown = sum(1 for line in lines if re.match(r"^\s*\d+\t", line))
-        return f"{shown} lines" if shown else (lines[0][:120] if lines else "")
-    if event.name == "search_file":
-        return lines[0][:120] if out.startswith("No matches") else f"{len(lines)} matches"
-    if event.name in ("glob_files", "list_dir"):
-        return f"{len(lines)} {'entry' if len(lines) == 1 else 'entries'}"
-    return lines[0][:160] if lines else ""
+def error_hint(message: str) -> str:
+    """What to do next, for the errors people meet most; nothing when no hint fits."""
+    low = message.lower()
+    if "http 401" in low or "http 403" in low or "api key" in low:
+        return "check the API key (OPENAI_API_KEY or api_key_env) and that it may use this model"
+    if "model" in low and ("not found" in low or "does not exist" in low or "model_not_found" in low):
+        return "/model lists the models this endpoint offers"
+    if "context window" in low or "context_length" in low or "compact" in low:
+        return "/compact to shrink the conversation, or /clear to start a new one"
+    if "max_turns" in low:
+        return "say 'continue' to let it go on, or raise max_turns"
+    if "http 404" in low:
+        return "check the model name (/model) and the endpoint (base_url)"
+    if "connection error" in low or "timed out" in low or "connect" in low:
+        return "check the network and the endpoint (base_url, OPENAI_BASE_URL), then send your message again"
+    return "send your message again, or /clear to start over"
 
 
-def diff_text(diff: str) -> Text:
+class Renderer:
+    """Prints the events of one turn; `show_reasoning` can be toggled between turns.
+
+    `price(usage)` gives the model in force and a request's cost in dollars with it (None: no price known).
+    Finished calls are kept in `calls` for /last.
+    """
+
+    def __init__(self, console: Console, status: Status, show_reasoning: bool = True,
+                 price: Callable[[Usage], tuple[str, float | None]] | None = None) -> None:
+        self.console = console
+        self.status = status
+        self.show_reasoning = show_reasoning
+        self.price = price
+        self.markdown = MarkdownStream(console)
+        self.reasoning = ""
+        self.turn_started = 0.0
+        self.summaries: dict[str, str] = {}  # call_id -> key argument, from tool.started
+        self.calls: deque[FinishedCall] = deque(maxlen=KEPT_CALLS)
+        self.lock = threading.RLock()  # the turn thread prints events; the main thread may print in between
+        self.streaming = False  # an assistant message is being printed
+        self.style = ""  # of the message being streamed: the answer's, or commentary's
+        self.deferred: list[Text] = []
+
+    # --- lines from outside the turn ---
+    def later(self, *lines: Text) -> None:
+        """Print `lines` now, or, while a message streams, when it reaches a break (not inside it)."""
+        with self.lock:
+            if self.streaming:
+                self.deferred.extend(lines)
+                return
+            for line in lines:
+                self.console.print(line)
+
+    def _flush_deferred(self) -> None:
+        self.streaming = False
+        lines, self.deferred = self.deferred, []
+        for line in lines:
+            self.console.print(line)
+
+    def _flush_reasoning(self) -> None:
+        text, self.reasoning = self.reasoning.strip(), ""
+        if text and self.show_reasoning:
+            self.console.print(markdown(text, REASONING))
+
+    def _end_message(self, style: str = "") -> None:
+        self.markdown.finish(style or self.style)
+        self.style = ""
+        self._flush_deferred()
+
+    # --- the events ---
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self._render(event)
+
+    def _render(self, event: Event) -> None:
+        if isinstance(event, ReasoningDelta):
+            self.reasoning += event.text
+            self.status.set("thinking")
+            return
+        self._flush_reasoning()
+        if isinstance(event, RequestStarted):
+            if event.turn == 1:
+                self.turn_started = time.monotonic()
+            self.status.set("thinking")
+        elif isinstance(event, TextDelta):
+            if not self.streaming:
+                self.streaming = True
+                self.style = COMMENTARY if getattr(event, "phase", None) == "commentary" else ""
+            self.status.set("writing")
+            self.markdown.feed(event.text, self.style)
+        elif isinstance(event, MessageDone):
+            self._end_message(COMMENTARY if getattr(event, "phase", "") == "commentary" else self.style)
+        elif isinstance(event, ToolCallStarted):
+            self._end_message(COMMENTARY)  # text before a call is commentary, whatever it said it was
+            self.summaries[event.call_id] = event.summary
+            self.status.set(f"{event.name} {one_line(event.summary, 60)}".strip())
+        elif isinstance(event, ToolCallFinished):
+            self._tool_line(event)
+            self.status.set("thinking")
+        elif isinstance(event, FollowUpDelivered):
+            with self.status.lock:
+                self.status.queued = max(0, self.status.queued - 1)
+            self.console.print(Text(f"↳ delivered to the model: {one_line(event.text)}", style="magenta"))
+        elif isinstance(event, UsageReport):
+            with self.status.lock:
+                self.status.context_tokens, self.status.context_window = event.context_tokens, event.context_window
+                self.status.total = event.total
+            if self.price is not None:
+                self.status.add_cost(*self.price(event.request))
+        elif isinstance(event, Compacted):
+            self._end_message()
+            with self.status.lock:
+                self.status.context_tokens = event.tokens_after
+            self.console.print(Text(event.line(), style="cyan"))
+        elif isinstance(event, Shrunk):
+            with self.status.lock:
+                self.status.context_tokens = event.tokens_after
+            self.console.print(Text(event.line(), style="dim"))
+        elif isinstance(event, Retrying):
+            self.console.print(Text(f"retry {event.attempt} in {event.delay:.1f}s: {event.reason}", style="yellow"))
+        elif isinstance(event, Notice):
+            self._end_message()
+            self.console.print(Text(f"note: {event.message}", style="yellow"))
+        elif isinstance(event, Error):
+            self._end_message()
+            if event.message == "interrupted":  # a stop the user asked for: turn.done says it, calmly
+                return
+            if event.message.startswith("interrupted:"):  # e.g. /compact stopped: what did not happen
+                self.console.print(Text(f"stopped:{event.message.removeprefix('interrupted:')}", style="yellow"))
+                return
+            self.console.print(Text(f"error: {event.message}", style="bold red"))
+            hint = error_hint(event.message)
+            if hint:
+                self.console.print(Text(f"  → {hint}", style="red"))
+        elif isinstance(event, TurnDone):
+            self._end_message()
+            self.console.print(self.turn_line(event))
+
+    def flush(self) -> None:
+        """The turn ended without its last events (a bug on its thread): print what is held back."""
+        with self.lock:
+            self._end_message()
+
+    def turn_line(self, event: TurnDone) -> Text:
+        took = time.monotonic() - self.turn_started if self.turn_started else 0.0
+        dollars = self.price(event.usage)[1] if self.price is not None else None
+        usage = fmt.usage(event.usage, dollars)
+        if event.status == "interrupted":
+            return Text(f"stopped · {took:.1f}s · {usage}", style="yellow")
+        return Text(f"{event.status} · {took:.1f}s · {usage}", style="dim")
+
+    def _tool_line(self, event: ToolCallFinished) -> None:
+        summary = self.summaries.pop(event.call_id, "")
+        self.calls.append(FinishedCall(event, summary))
+        width = self.console.width
+        self.console.print(tool_line(event, summary, width), no_wrap=True, overflow="ellipsis")
+        more = details(event, width, 1)
+        if more is not None:
+            self.console.print(more, no_wrap=True, overflow="ellipsis")
+        if event.diff:  # the line above names the file: the diff's own header would say it twice more
+            self.console.print(diff_text(event.diff, headers=event.diff.count("\n+++ ") > 1))
+
+
+def diff_text(diff: str, headers: bool = True) -> Text:
     text = Text()
     for line in diff.splitlines():
+        if line.startswith(("+++ ", "--- ")) and not headers:
+            continue
         if line.startswith(("+++", "---")):
             style = "bold"
         elif line.startswith("+"):
@@ -136,129 +298,3 @@ def diff_text(diff: str) -> Text:
             style = "dim"
         text.append(line + "\n", style=style)
     return text
-
-
-def error_hint(message: str) -> str:
-    """What to do next, for the errors people meet most."""
-    if "HTTP 401" in message or "HTTP 403" in message:
-        return "check the API key (OPENAI_API_KEY or api_key_env) and that it may use this model"
-    if "HTTP 404" in message:
-        return "check the model name (/model) and the endpoint (OPENAI_BASE_URL)"
-    if "connection error" in message or "timed out" in message:
-        return "check the network and OPENAI_BASE_URL, then send your message again"
-    if "max_turns" in message:
-        return "say 'continue' to let it go on, or raise max_turns"
-    if "context window" in message or "compact" in message:
-        return "/compact to shrink the conversation, or /clear to start a new one"
-    if message == "interrupted":
-        return "the conversation is intact; type your next message"
-    return "send your message again, or /clear to start over"
-
-
-class Renderer:
-    """Prints the events of one turn; `show_reasoning` can be toggled between turns."""
-
-    def __init__(self, console: Console, status: Status, show_reasoning: bool = True) -> None:
-        self.console = console
-        self.status = status
-        self.show_reasoning = show_reasoning
-        self.markdown = MarkdownStream(console)
-        self.reasoning = ""
-        self.turn_started = 0.0
-        self.summaries: dict[str, str] = {}  # call_id -> key argument, from tool.started
-
-    def _flush_reasoning(self) -> None:
-        if self.reasoning.strip() and self.show_reasoning:
-            self.console.print(Text(self.reasoning.strip(), style="dim italic"))
-        self.reasoning = ""
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, ReasoningDelta):
-            self.reasoning += event.text
-            self.status.set("thinking")
-            return
-        self._flush_reasoning()
-        if isinstance(event, RequestStarted):
-            if event.turn == 1:
-                self.turn_started = time.monotonic()
-            self.status.set("thinking")
-        elif isinstance(event, TextDelta):
-            self.status.set("writing")
-            self.markdown.feed(event.text)
-        elif isinstance(event, MessageDone):
-            self.markdown.finish()
-        elif isinstance(event, ToolCallStarted):
-            self.markdown.finish()
-            self.summaries[event.call_id] = event.summary
-            self.status.set(f"{event.name} {_one_line(event.summary, 60)}".strip())
-        elif isinstance(event, ToolCallFinished):
-            self._tool_line(event)
-            self.status.set("thinking")
-        elif isinstance(event, FollowUpDelivered):
-            with self.status.lock:
-                self.status.queued = max(0, self.status.queued - 1)
-            self.console.print(Text(f"↳ delivered to the model: {_one_line(event.text)}", style="magenta"))
-        elif isinstance(event, UsageReport):
-            with self.status.lock:
-                self.status.context_tokens, self.status.context_window = event.context_tokens, event.context_window
-                self.status.total = event.total
-        elif isinstance(event, Compacted):
-            self.markdown.finish()
-            with self.status.lock:
-                self.status.context_tokens = event.tokens_after
-            self.console.print(Text(event.line(), style="cyan"))
-        elif isinstance(event, Shrunk):
-            with self.status.lock:
-                self.status.context_tokens = event.tokens_after
-            self.console.print(Text(event.line(), style="dim"))
-        elif isinstance(event, Retrying):
-            self.console.print(Text(f"retry {event.attempt} in {event.delay:.1f}s: {event.reason}", style="yellow"))
-        elif isinstance(event, Notice):
-            self.markdown.finish()
-            self.console.print(Text(f"note: {event.message}", style="yellow"))
-        elif isinstance(event, Error):
-            self.markdown.finish()
-            self.console.print(Text(f"error: {event.message}", style="bold red"))
-            self.console.print(Text(f"  → {error_hint(event.message)}", style="red"))
-        elif isinstance(event, TurnDone):
-            self.markdown.finish()
-            u = event.usage
-            took = time.monotonic() - self.turn_started if self.turn_started else 0.0
-            cost = f" · ${u.cost:.4f}" if u.cost else ""
-            self.console.print(Text(
-                f"{event.status} · {took:.1f}s · tokens in {u.input_tokens:,} (cached {u.cached_tokens:,}) · "
-                f"out {u.output_tokens:,} (reasoning {u.reasoning_tokens:,}){cost}", style="dim"))
-
-    def _tool_line(self, event: ToolCallFinished) -> None:
-        mark = Text("  ✓ ", style="green") if event.ok else Text("  ✗ ", style="red")
-        line = mark + Text(event.name, style="cyan")
-        summary = _one_line(self.summaries.pop(event.call_id, ""))
-        if summary:
-            line += Text(f" {summary}")
-        line += Text(f" · {result_summary(event)} · {event.duration:.2f}s", style="dim")
-        self.console.print(line)
-        if event.diff:
-            self.console.print(diff_text(event.diff))
-
-
-def _one_line(text: str, width: int = 100) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def show_history(console: Console, items: list[dict], last: int = 6) -> None:
-    """The tail of a resumed conversation: who said what, so the user knows where they are."""
-    said: list[tuple[str, str]] = []
-    for item in items:
-        if item.get("type") != "message" or item.get("role", "assistant") not in ("user", "assistant") \
-                or not isinstance(item.get("content"), list):
-            continue
-        parts = [p.get("text", "") for p in item["content"] if isinstance(p, dict)]
-        text = next((t for t in parts if t and not t.startswith("<environment_context>")), "")
-        if text:
-            said.append((item.get("role", "assistant"), text))
-    for role, text in said[-last:]:
-        if role == "user":
-            console.print(Text("› " + _one_line(text, 200), style="bold dim"))
-        else:
-            console.print(Text(_one_line(text, 300), style="dim"))

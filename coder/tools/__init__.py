@@ -9,7 +9,8 @@ gets exactly one output and the run goes on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from coder.tools import (
@@ -40,10 +41,29 @@ TOOLS: dict[str, Tool] = {
 
 @dataclass(frozen=True)
 class ToolResult:
+    """A call's outcome: the text the model reads, and the facts (see Output) nobody should parse it for.
+
+    `ok` is False for a tool error and for a command that failed: a non-zero exit, a timeout, a stop,
+    a sandbox refusal.
+    """
+
     output: str
     ok: bool
     diff: str = ""  # a file change, for front ends to show
     content: tuple[dict[str, Any], ...] = ()  # for the model, after the text: an image read_file returns
+    exit_code: int | None = None
+    timed_out: bool = False
+    interrupted: bool = False
+    denied: bool = False
+    denial: str = ""
+    output_tail: str = ""
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, out: Output) -> "ToolResult":
+        """The result of a tool that ran and returned `out`."""
+        return cls(truncate_middle(out.text), not out.failed, out.diff, out.content, out.exit_code, out.timed_out,
+                   out.interrupted, out.denied, out.denial, out.output_tail, dict(out.counts))
 
 
 def schemas(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -72,17 +92,14 @@ def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:
         )
     except ToolError as e:
         return ToolResult(f"Error: {name}: {e}", False)
-    diff, content = "", ()
     try:
         output = tool.run(ctx, args)
-        if isinstance(output, Output):
-            output, diff, content = output.text, output.diff, output.content
-        ok = True
+        return ToolResult.of(output if isinstance(output, Output) else Output(output))
     except (ToolError, PathDenied) as e:
-        output, ok = f"Error: {e}", False
+        text = f"Error: {e}"
     except OSError as e:  # the file system said no: permissions, a file where a folder should be
         where = f": {e.filename}" if e.filename else ""
-        output, ok = f"Error: {name}: {e.strerror or e}{where}", False
+        text = f"Error: {name}: {e.strerror or e}{where}"
     except Exception as e:  # a tool bug must not end the run or orphan the call
-        output, ok = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}", False
-    return ToolResult(truncate_middle(output), ok, diff, content)
+        text = f"Error: {name} failed unexpectedly: {type(e).__name__}: {e}"
+    return ToolResult(truncate_middle(text), False)

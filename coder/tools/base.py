@@ -134,12 +134,26 @@ def default_registry() -> Path:
 
 @dataclass(frozen=True)
 class Output:
-    """What a tool returns when there is more than text: a diff for front ends, or content for the model
-    beyond text (`content`: Responses input content parts, e.g. an `input_image`, sent after the text)."""
+    """What a tool returns when there is more than text: a diff for front ends, content for the model
+    beyond text (`content`: Responses input content parts, e.g. an `input_image`, sent after the text),
+    and facts front ends and the core act on without reading the text (a command's exit code, whether
+    the sandbox refused it, how many matches a search found)."""
 
     text: str
     diff: str = ""
     content: tuple[dict[str, Any], ...] = ()
+    exit_code: int | None = None  # a command that exited on its own; None when killed or not a command
+    timed_out: bool = False  # killed at its timeout
+    interrupted: bool = False  # killed because the user stopped the run
+    denied: bool = False  # the sandbox refused something it tried (a write, a network connection)
+    denial: str = ""  # the output line that shows the refusal
+    output_tail: str = ""  # the last lines of a command's own output, for a front end to show a failure
+    counts: Mapping[str, int] = field(default_factory=dict)  # e.g. matches, files, lines, entries
+
+    @property
+    def failed(self) -> bool:
+        """A command that did not succeed: a non-zero exit, a timeout, a stop, a refusal."""
+        return self.timed_out or self.interrupted or self.denied or self.exit_code not in (None, 0)
 
 
 MAX_DIFF_LINES = 400

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from coder.tools.base import Param, Tool, ToolContext, ToolError
+from coder.approvals import sandbox_denial
+from coder.tools.base import Output, Param, Tool, ToolContext, ToolError
 from sandbox import backends, cgroups, placeholders, process
 from sandbox.paths import display, resolve_read
 from sandbox.policy import Mode
@@ -34,11 +35,19 @@ DESCRIPTION = (
 )
 
 
+TAIL_LINES, TAIL_LINE_CHARS = 20, 400  # what a front end gets to show of a command's output
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}"
 
 
-def run(ctx: ToolContext, args: dict[str, Any]) -> str:
+def _tail(output: str) -> str:
+    lines = output.rstrip("\r\n").splitlines()[-TAIL_LINES:]
+    return "\n".join(line if len(line) <= TAIL_LINE_CHARS else line[:TAIL_LINE_CHARS] + "…" for line in lines)
+
+
+def run(ctx: ToolContext, args: dict[str, Any]) -> Output:
     command = args["command"]
     if not command.strip():
         raise ToolError("command is empty; give the shell command to run")
@@ -106,7 +115,12 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str:
         lines.append(f"{label} (none)")
     for problem in problems:
         lines.append(f"Warning: {problem}")
-    return "\n".join(lines)
+    # Only a sandbox can refuse: the same words from a command that ran without one are the system's own.
+    sandboxed = backend.isolates and policy.mode is not Mode.FULL_ACCESS
+    denial = (sandbox_denial(result.output) or "") if sandboxed and result.exit_code else ""
+    return Output("\n".join(lines), exit_code=result.exit_code, timed_out=result.timed_out,
+                  interrupted=result.cancelled and not result.timed_out, denied=bool(denial), denial=denial,
+                  output_tail=_tail(result.output))
 
 
 TOOL = Tool(

@@ -80,10 +80,38 @@ def test_read_only_allow_list(command, expected):
     assert is_read_only(command) is expected
 
 
-def test_prefixes_and_denial_detection():
-    assert prefix("npm install left-pad") == "npm install"
-    assert prefix("pytest -q tests") == "pytest"
-    assert prefix("git -C x push") == "git"
+@pytest.mark.parametrize("command, expected", [
+    ("npm install left-pad", "npm install"), ("pytest -q tests", "pytest"), ("  make  ", "make"),
+    # chained, piped, substituted, redirected, subshells: only the exact command
+    ("sleep 5 && pytest", "sleep 5 && pytest"), ("cd src; make", "cd src; make"), ("pytest | tail -5", "pytest | tail -5"),
+    ("(cd x && make)", "(cd x && make)"), ("pytest > log", "pytest > log"), ("echo $(id)", "echo $(id)"),
+    # assignments are part of the prefix; options before a subcommand make it exact
+    ("FOO=1 pytest -x", "FOO=1 pytest"), ("CI=1 npm test --watch", "CI=1 npm test"), ("A=1 B=2", "A=1 B=2"),
+    ("git -C x push", "git -C x push"), ("git push origin main", "git push"),
+    # what runs another program is allowed only as it is
+    ("bash -c 'rm -rf x'", "bash -c 'rm -rf x'"), ("timeout 60 pytest", "timeout 60 pytest"),
+    ("env X=1 make", "env X=1 make"), ("sudo apt install x", "sudo apt install x"), ("xargs rm", "xargs rm"),
+    ("find . -delete", "find . -delete"), ("find . -name x", "find"),
+    ("python3 -c 'print(1)'", "python3 -c 'print(1)'"), ("python3 -m pytest -q", "python3 -m pytest"),
+    ("python3 setup.py build", "python3 setup.py"), ("/usr/bin/python3 -m pip list", "/usr/bin/python3 -m pip"),
+    ("uv run pytest -x", "uv run pytest"), ("uv run --with x sh", "uv run --with x sh"), ("npx prettier .", "npx prettier"),
+    ("docker run --rm -it alpine sh", "docker run --rm -it alpine sh"), ("uv sync", "uv sync"),
+])
+def test_what_always_allow_covers(command, expected):
+    assert prefix(command) == expected
+
+
+def test_always_allowing_a_compound_command_allows_that_command_only(server, make_agent, workspace: Path):
+    # Before: "always" on `sleep 0 && touch a.txt` trusted `sleep`, and the same command was asked again.
+    server.add(Reply([rc("sleep 0 && touch a.txt")]), Reply([rc("sleep 0 && touch a.txt")]),
+               Reply([rc("sleep 1")]), Reply([rc("sleep 0 && touch b.txt")]), Reply([message("done")]))
+    events = drive(make_agent(approval="untrusted"), "go", ["always", "deny", "deny"])
+    assert [r.command for r in events_of(events, "approval.request")] == [
+        "sleep 0 && touch a.txt", "sleep 1", "sleep 0 && touch b.txt"]
+    assert (workspace / "a.txt").exists() and not (workspace / "b.txt").exists()
+
+
+def test_denial_detection():
     assert sandbox_denial("Exit code: 1\nOutput:\nbash: /etc/x: Permission denied") == "bash: /etc/x: Permission denied"
     assert sandbox_denial("Exit code: 1\nOutput:\nAssertionError") is None
 

@@ -124,8 +124,10 @@ def test_background_mode_cancels_on_interrupt(server, make_agent):
 
 
 def test_background_needs_store(server, make_agent):
-    with pytest.raises(ConfigError, match="store=true"):
+    with pytest.raises(ConfigError, match="needs stored responses, which Zero Data Retention models do not allow"):
         make_agent(model="gpt-5.3-codex", background=True)
+    with pytest.raises(ConfigError, match="set store = true, or pass --background"):
+        make_agent(model="gpt-4.1", background=True)
     assert server.bodies == []
 
 

@@ -94,7 +94,7 @@ def test_run_failing_test_script_and_report(server, make_agent, workspace: Path)
     assert "Exit code: 1" in out
     assert out.index("test_get ... ok") < out.index("test_post ... FAIL: expected 201, got 500")
     finished = events_of(events, "tool.finished")
-    assert finished[0].name == "run_command" and finished[0].ok
+    assert finished[0].name == "run_command" and not finished[0].ok and finished[0].exit_code == 1  # a failed command
 
 
 def test_list_root_and_find_typescript_under_src(server, make_agent, workspace: Path):

@@ -58,7 +58,7 @@ def sbx(workspace: Path, tmp_path: Path, secret_dir: Path, backend: backends.Bac
 
 
 def sh(ctx: ToolContext, command: str, timeout: int | None = None) -> str:
-    return TOOL.run(ctx, TOOL.validate_args({"command": command, "timeout_seconds": timeout}))
+    return TOOL.run(ctx, TOOL.validate_args({"command": command, "timeout_seconds": timeout})).text
 
 
 def test_without_a_backend_commands_are_refused_loudly(workspace: Path, tmp_path: Path):

@@ -15,7 +15,7 @@ from tests.conftest import assert_stopped, heartbeat, make_ctx
 
 
 def call(ctx: ToolContext, command: str, **kw) -> str:
-    return TOOL.run(ctx, TOOL.validate_args({"command": command, **kw}))
+    return TOOL.run(ctx, TOOL.validate_args({"command": command, **kw})).text
 
 
 def test_echo_and_exit_code(ctx: ToolContext) -> None:
