@@ -270,8 +270,9 @@ def test_missing_file_names_near_paths(ctx: ToolContext, workspace: Path) -> Non
 
 def test_success_marks_the_file_as_seen(ctx: ToolContext, py: Path) -> None:
     call(ctx, "m.py", "return 2", "return 20")
-    st = py.stat()
-    assert ctx.seen[str(py)] == (st.st_mtime_ns, st.st_size)
+    recorded = ctx.seen[str(py)]
+    ctx.saw(py)  # what a read of the file as it is now records
+    assert ctx.seen[str(py)] == recorded
     assert not ctx.changed_since_seen(py)
 
 
@@ -313,6 +314,13 @@ def test_fuzzy_indentation_that_cannot_be_mapped_is_refused(ctx: ToolContext, wo
     assert "lines 1 and 2 of old_string have the same indentation" in msg and "4 spaces" in msg
 
 
+def test_fuzzy_never_mixes_tabs_and_spaces_in_one_indentation(ctx: ToolContext, workspace: Path) -> None:
+    f = workspace / "m.txt"  # mostly tabs, one line of spaces: a level below it is neither "    \t" nor a guess
+    f.write_text("\ta\n\tb\n\tc\n\tfoo()\n    bar()\n")
+    msg = refused(ctx, f, "foo()\n  bar()", "foo()\n  bar()\n    baz()", "does not map onto the file's")
+    assert "tabs and spaces" in msg
+
+
 def test_fuzzy_refuses_to_mix_tabs_into_spaces(ctx: ToolContext, workspace: Path) -> None:
     f = workspace / "k.py"
     f.write_text("def a():\n    x = 1\n    y = 2\n    z = 3\ndef b():\n\tq = 1\n")
@@ -336,6 +344,13 @@ def test_replace_all_keeps_the_endings_of_each_occurrence(ctx: ToolContext, work
     out = call(ctx, "r.txt", "x = 1\ny = 2\n", "x = 1\nz = 0\ny = 3\n", replace_all=True)
     assert f.read_bytes() == b"x = 1\r\nz = 0\r\ny = 3\nx = 1\r\nz = 0\r\ny = 3\r\n"
     assert out.startswith("Edited r.txt: replaced 2 occurrences\n")
+
+
+def test_crlf_old_string_starting_with_a_line_break_matches_once(ctx: ToolContext, workspace: Path) -> None:
+    f = workspace / "w.txt"
+    f.write_bytes(b"a\r\nb\r\nc\n")
+    call(ctx, "w.txt", "\nb", "\nB")  # the CRLF before b is one line break, not two places to start
+    assert f.read_bytes() == b"a\r\nB\r\nc\n"
 
 
 def test_lf_file_and_old_string_with_crlf(ctx: ToolContext, workspace: Path) -> None:
