@@ -79,6 +79,7 @@ class ResponseResult:
     error: str | None = None
     response_id: str | None = None
     error_code: str | None = None  # a failed response's error code: what decides whether to try again
+    error_status: int | None = None  # the HTTP status a refused request ended with
 
 
 class Agent(ContextKeeping):
@@ -266,7 +267,7 @@ class Agent(ContextKeeping):
                     yield from self._compact_or_stop("overflow", run_usage)
                     continue
                 if result.status == "failed":
-                    yield Error(result.error or "the response failed")
+                    yield Error(result.error or "the response failed", result.error_status, result.error_code)
                     status = "failed"
                     break
                 overflowed = False
@@ -283,7 +284,8 @@ class Agent(ContextKeeping):
                         yield MessageDone(final_text, _phase(item, bool(calls)))
                 if result.status != "completed":
                     self.conversation.close_open_calls(f"Not run: the response ended with status {result.status}.")
-                    yield Error(result.error or f"the response ended with status {result.status}")
+                    yield Error(result.error or f"the response ended with status {result.status}",
+                                code=result.error_code)
                     status = result.status
                     break
                 if calls:
@@ -295,11 +297,11 @@ class Agent(ContextKeeping):
                 if not calls and not delivered:
                     break
             else:
-                yield Error(f"stopped after {self.config.max_turns} model requests (max_turns)")
+                yield Error(f"stopped after {self.config.max_turns} model requests (max_turns)", code="max_turns")
                 status = "max_turns"
         except ContextFull as e:
             status = "failed"
-            yield Error(str(e))
+            yield Error(str(e), code=CONTEXT_FULL)
         except KeyboardInterrupt:
             status = "interrupted"  # a stop the user asked for: turn.done says so, it is no error
         finally:
@@ -374,7 +376,8 @@ class Agent(ContextKeeping):
                 else:
                     result = yield from self._stream_once(body, key, request_id)
                 if result.status == "failed" and retryable_code(result.error_code):
-                    raise StreamFault(Failure(result.error or "the response failed", True), answered=True)
+                    raise StreamFault(Failure(result.error or "the response failed", True, code=result.error_code),
+                                      answered=True)
                 if result.status == "failed" and chained is not None:
                     raise StreamFault(Failure(result.error or "the response failed", False,
                                               code=result.error_code), answered=True)
@@ -395,7 +398,8 @@ class Agent(ContextKeeping):
                              "sending the whole conversation")
                 continue
             if failure.code == CONTEXT_FULL:
-                return ResponseResult(status="failed", error=failure.message, error_code=CONTEXT_FULL)
+                return ResponseResult(status="failed", error=failure.message, error_code=CONTEXT_FULL,
+                                      error_status=failure.status)
             if failure.status == 409:
                 # An earlier try of this request (same key) is still being answered: wait for it, as
                 # long as one request may take, without spending a retry on it.
@@ -403,16 +407,19 @@ class Agent(ContextKeeping):
                 first_conflict = first_conflict or time.monotonic()
                 if time.monotonic() - first_conflict > self.config.timeout:
                     return ResponseResult(status="failed", error=f"{failure.message} (still after "
-                                          f"{self.config.timeout:g} s of waiting for the earlier try)")
+                                          f"{self.config.timeout:g} s of waiting for the earlier try)",
+                                          error_code=failure.code, error_status=failure.status)
             else:
                 attempt += 1
                 if not failure.retryable or attempt > self.config.max_retries:
-                    return ResponseResult(status="failed", error=failure.message, error_code=failure.code)
+                    return ResponseResult(status="failed", error=failure.message, error_code=failure.code,
+                                          error_status=failure.status)
             cap = self.config.max_retry_wait
             delay = failure.retry_after
             if delay is not None and delay > cap:
                 return ResponseResult(status="failed", error=f"{failure.message} (the endpoint asks to wait "
-                                      f"{delay:g} s before retrying, more than max_retry_wait = {cap:g} s)")
+                                      f"{delay:g} s before retrying, more than max_retry_wait = {cap:g} s)",
+                                      error_code=failure.code, error_status=failure.status)
             if delay is None:
                 n = attempt if failure.status != 409 else conflicts
                 delay = min(cap, min(20.0, 0.5 * 2 ** (n - 1)) * random.uniform(0.8, 1.2))

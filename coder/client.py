@@ -10,7 +10,6 @@ output items we keep are the exact dicts from the wire, not reshaped models.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import re
@@ -19,9 +18,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from coder.config import Config, ConfigError, base_url_origin
 
@@ -33,6 +32,11 @@ DEFAULT_EFFORT = "medium"  # sent to reasoning models when reasoning_effort is n
 # Error codes (of an `error` event or a failed response) naming a passing fault, worth another try:
 # the same faults an HTTP 429 or 5xx would be, however they arrive.
 RETRYABLE_CODES = ("rate_limit", "server_error", "overloaded", "timeout", "unavailable")
+# Seconds to connect (TCP, then TLS) before the try fails as a timeout and is retried: an endpoint that
+# has not answered a SYN or a ClientHello by then is not there, and `timeout` (10 minutes by default,
+# for a model that thinks long before its first byte) is no time to wait for that.
+CONNECT_TIMEOUT = 15.0
+T = TypeVar("T")
 
 
 CONTEXT_FULL = "context_length_exceeded"
@@ -208,6 +212,28 @@ def _shut(sock: socket.socket) -> None:
         pass  # already closed, or never connected
 
 
+class Stopped(Exception):
+    """A request of a run or a compaction that a stop (abort) ended, or that was asked for after it."""
+
+    def __init__(self) -> None:
+        super().__init__("the request was stopped")
+
+
+class _Call:
+    """One stoppable request, made on a worker thread: its outcome, or that a stop left it behind."""
+
+    __slots__ = ("done", "stopped", "value", "error", "spares")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()  # set by the worker when it is done, or by abort()
+        self.stopped = False  # abort() left it: its connections are shut as they open, a late answer closed
+        self.value: Any = None
+        self.error: BaseException | None = None
+        # A duplicate of each socket it connected: shutting one down ends a TLS handshake on the socket
+        # (wrap_socket detaches the socket object the trace reported; the connection is the same).
+        self.spares: list[socket.socket] = []
+
+
 def new_request_id() -> str:
     """A request's own id (X-Client-Request-Id), for tracing it at the provider."""
     return f"req_{uuid.uuid4().hex}"
@@ -292,7 +318,8 @@ class ResponsesClient:
         self.stop = threading.Event()  # set: our requests end now, and new ones at once (an Agent shares its cancel)
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._sockets_lock = threading.Lock()
-        self._local = threading.local()  # .abortable: this thread is making one of our stoppable requests
+        self._calls: set[_Call] = set()  # stoppable requests on their workers, not yet answered
+        self._local = threading.local()  # .call: the stoppable request this (worker) thread is making
         self.session_id = ""  # sent as the session_id header, so a provider can route a session to one cache
 
     @property
@@ -307,7 +334,7 @@ class ResponsesClient:
                 api_key=self.config.api_key(),
                 base_url=self.config.base_url or None,
                 max_retries=0,  # retries are ours: they must be visible and never re-run a tool
-                timeout=self.config.timeout,
+                timeout=openai.Timeout(self.config.timeout, connect=min(self.config.timeout, CONNECT_TIMEOUT)),
                 default_headers={"User-Agent": f"coder/{__version__} OpenAI/Python {openai.__version__}",
                                  **self.config.extra_headers},
                 http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._traced]}),
@@ -327,20 +354,75 @@ class ResponsesClient:
             return
         if sock is None:
             return
+        call: _Call | None = getattr(self._local, "call", None)
         with self._sockets_lock:
             self._sockets.add(sock)
-            if self.stop.is_set() and getattr(self._local, "abortable", False):
-                _shut(sock)  # stopped while it connected: it ends at its first read
+            if call is None:
+                return
+            if call.stopped:
+                _shut(sock)  # stopped while it connected: it ends at its first write, nothing goes out
+            elif not name.endswith(".start_tls.complete"):
+                try:
+                    call.spares.append(sock.dup())
+                except OSError:
+                    pass
 
-    @contextlib.contextmanager
-    def _abortable(self) -> Iterator[None]:
-        """Requests of a run or a compaction: abort() ends them. Others (a background cancel, a model
-        list) still go out after a stop."""
-        self._local.abortable = True
+    def _stoppable(self, work: Callable[[], T]) -> T:
+        """`work` (a request of a run or a compaction) done on a worker thread, while this one waits for
+        its outcome or for abort(), whichever comes first: a stop lands at once at every stage, even
+        where no socket is there to shut down yet (resolving the name, connecting, a TLS handshake).
+
+        The worker left behind ends soon: its sockets are shut down (a connection that opens later, at
+        once), so nothing it would still send goes out, and an answer that comes anyway is closed."""
+        call = _Call()
+        with self._sockets_lock:
+            if self.stop.is_set():
+                raise Stopped()
+            self._calls.add(call)
+        threading.Thread(target=self._work, args=(call, work), name="coder-request", daemon=True).start()
         try:
-            yield
-        finally:
-            self._local.abortable = False
+            call.done.wait()
+        except BaseException:  # a KeyboardInterrupt in this thread: leave the worker as a stop would
+            with self._sockets_lock:
+                pending = call in self._calls
+                if pending:
+                    self._left(call)
+            if not pending and hasattr(call.value, "close"):
+                call.value.close()
+            raise
+        if call.stopped:
+            raise Stopped()
+        if call.error is not None:
+            error, call.error = call.error, None
+            raise error
+        return call.value
+
+    def _work(self, call: _Call, work: Callable[[], Any]) -> None:
+        self._local.call = call
+        value = error = None
+        try:
+            value = work()
+        except BaseException as e:  # handed to the waiting thread
+            error = e
+        with self._sockets_lock:
+            self._calls.discard(call)
+            spares, call.spares = call.spares, []
+            left = call.stopped
+            if not left:
+                call.value, call.error = value, error
+            call.done.set()
+        for spare in spares:
+            spare.close()
+        if left and hasattr(value, "close"):
+            value.close()  # an answer nobody waits for any more
+
+    def _left(self, call: _Call) -> None:
+        """Leave a request behind (the lock held): its waiter stops waiting, its connections are shut."""
+        call.stopped = True
+        self._calls.discard(call)
+        for spare in call.spares:
+            _shut(spare)
+        call.done.set()
 
     def request_body(
         self,
@@ -420,9 +502,8 @@ class ResponsesClient:
 
         The body goes as bytes: the history in it was encoded once, item by item, when it joined.
         """
-        with self._abortable():
-            return self.openai.post(path, cast_to=object, content=encode_body(body),
-                                    options={"headers": self._headers(idempotency_key, request_id)})
+        return self.openai.post(path, cast_to=object, content=encode_body(body),
+                                options={"headers": self._headers(idempotency_key, request_id)})
 
     def stream(self, body: dict[str, Any], idempotency_key: str | None = None,
                request_id: str | None = None) -> Iterator[dict[str, Any]]:
@@ -431,42 +512,55 @@ class ResponsesClient:
         `idempotency_key` is the same for every try of one logical request, so a retry after a
         dropped connection cannot make the server create (and bill) a second response.
         """
-        response = self._post("/responses", body, idempotency_key, request_id)
+        response = self._stoppable(lambda: self._post("/responses", body, idempotency_key, request_id))
         try:
             yield from parse_sse(response.iter_lines())
         finally:
             response.close()
 
     def abort(self) -> None:
-        """Stop our requests in flight, from another thread, at any stage (connecting, waiting for the
-        headers, reading a stream that sends nothing): their sockets are shut down, so the blocked read
-        ends at once with a connection error and the endpoint sees the connection go. Idle pooled
-        connections go too; the pool drops them (they read as closed) and the next request connects anew.
-        `stop` stays set until whoever owns it clears it (Agent.run does)."""
+        """Stop our requests in flight, from another thread, at any stage (resolving, connecting, the TLS
+        handshake, waiting for the headers, reading a stream that sends nothing): whoever waits for one
+        raises Stopped at once, and its sockets are shut down, so a blocked read ends at once with a
+        connection error and the endpoint sees the connection go. Idle pooled connections go too; the
+        pool drops them (they read as closed) and the next request connects anew.
+        `stop` stays set until whoever owns it clears it (Agent.run does); until then new requests of
+        ours raise Stopped."""
         self.stop.set()
         with self._sockets_lock:
+            for call in list(self._calls):
+                self._left(call)
             for sock in list(self._sockets):
                 _shut(sock)
 
     def create_background(self, body: dict[str, Any], idempotency_key: str | None = None,
                           request_id: str | None = None) -> dict[str, Any]:
-        response = self._post("/responses", body, idempotency_key, request_id)
-        try:
-            return _response_object(response, "POST /responses")
-        finally:
-            response.close()
+        def work() -> dict[str, Any]:
+            response = self._post("/responses", body, idempotency_key, request_id)
+            try:
+                return _response_object(response, "POST /responses")
+            finally:
+                response.close()
+
+        return self._stoppable(work)
 
     def compact(self, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         """POST /responses/compact: the endpoint's own compaction of the history in `body`."""
-        response = self._post("/responses/compact", body, None, request_id)
-        try:
-            return response.json()
-        finally:
-            response.close()
+        def work() -> dict[str, Any]:
+            response = self._post("/responses/compact", body, None, request_id)
+            try:
+                return response.json()
+            finally:
+                response.close()
+
+        return self._stoppable(work)
 
     def retrieve(self, response_id: str) -> dict[str, Any]:
-        with self._abortable(), self.openai.responses.with_streaming_response.retrieve(response_id) as response:
-            return _response_object(response, f"GET /responses/{response_id}")
+        def work() -> dict[str, Any]:
+            with self.openai.responses.with_streaming_response.retrieve(response_id) as response:
+                return _response_object(response, f"GET /responses/{response_id}")
+
+        return self._stoppable(work)
 
     def cancel(self, response_id: str, timeout: float | None = None) -> None:
         """Cancel a background response; sent even after a stop (that is when it is needed)."""
@@ -477,13 +571,16 @@ class ResponsesClient:
     def where(self, request: Any = "POST /responses") -> str:
         """The request as tried, with where its URL came from: 'POST http://…/v1/responses (base_url from …)'.
 
-        `request` is an httpx request, or 'METHOD /path' under base_url."""
+        `request` is an httpx request, or 'METHOD /path' under base_url. A password and query values in
+        the URL are shown as *** (coder.redact.scrub_url): this line goes to errors, --json and the transcript."""
+        from coder.redact import scrub_url
+
         if isinstance(request, str):
             method, _, path = request.partition(" ")
             url = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/") + path
         else:
             method, url = request.method, str(request.url)
-        return f"{method} {url} ({base_url_origin(self.config)})"
+        return f"{method} {scrub_url(url)} ({base_url_origin(self.config)})"
 
     def classify(self, exc: BaseException) -> Failure:
         """Decide whether a failed request is worth another try, and say what went wrong where.
@@ -499,7 +596,7 @@ class ResponsesClient:
             if "/v1" not in url:
                 hint = "; OpenAI-compatible endpoints usually end in /v1"
             return Failure(f"the endpoint did not answer with {exc.expected}: {self.where(exc.request)} "
-                           f"sent {first_bytes(exc.head)}{hint}", False)
+                           f"sent {first_bytes(exc.head)}{hint}", False, code="unexpected_reply")
         request = getattr(exc, "request", None) if isinstance(exc, openai.APIError) else None
         where = self.where(request if request is not None else "POST /responses")
         if isinstance(exc, openai.APIStatusError):
@@ -516,15 +613,21 @@ class ResponsesClient:
             if status not in _UNDERSTOOD:
                 text = f"{text.rstrip('.')}; tried {where}"
             return Failure(f"HTTP {status}: {text}", retryable, _retry_after(exc.response.headers), status, code)
+        if isinstance(exc, Stopped):
+            return Failure(str(exc), False)
         if isinstance(exc, openai.APITimeoutError):
-            return Failure(f"the request timed out after {self.config.timeout:g} s; tried {where}", True)
+            if type(exc.__cause__).__name__ == "ConnectTimeout":  # connecting, or the TLS handshake
+                return Failure(f"connecting timed out after {min(self.config.timeout, CONNECT_TIMEOUT):g} s; "
+                               f"tried {where}", True)
+            return Failure(f"the request timed out after {self.config.timeout:g} s; tried {where}", True,
+                           code="timeout")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            return Failure(f"connection error: {cause}; tried {where}", True)
+            return Failure(f"connection error: {cause}; tried {where}", True, code="connection_error")
         if isinstance(exc, json.JSONDecodeError):
             return Failure(f"the endpoint sent malformed JSON in the stream: {exc.msg}", True)
         if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
-            return Failure(f"the stream broke off: {type(exc).__name__}: {exc}", True)
+            return Failure(f"the stream broke off: {type(exc).__name__}: {exc}", True, code="connection_error")
         if isinstance(exc, openai.APIError):
             return Failure(f"API error: {exc}", False)
         return Failure(f"{type(exc).__name__}: {exc}", False)

@@ -382,9 +382,11 @@ class BaseURLNotAllowed(ConfigError):
     """A project's config wants the API key sent somewhere the user has not allowed."""
 
     def __init__(self, path: Path, url: str) -> None:
+        from coder.redact import scrub_url
+
         self.path, self.url = path, url
         super().__init__(
-            f"{path} sets base_url = {url}, which would receive your API key; to allow it, add it to "
+            f"{path} sets base_url = {scrub_url(url)}, which would receive your API key; to allow it, add it to "
             f"allowed_base_urls in {user_config_path()}, approve it once in an interactive coder session "
             "here, or pass --base-url"
         )
@@ -395,7 +397,8 @@ BaseURLDecision = Callable[[Path, str], bool]
 
 
 def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = None,
-                overrides: list[str] | None = None, **flags: Any) -> tuple[Config, list[str]]:
+                overrides: list[str] | None = None, settle_background: bool = True,
+                **flags: Any) -> tuple[Config, list[str]]:
     """The effective settings for a workspace, and notices worth showing the user.
 
     Layers, each over the ones before: defaults, environment, user config, project config,
@@ -405,6 +408,9 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
     A project's base_url is used only when the user allowed it (allowed_base_urls, or an
     earlier approval for this project, see coder.trust); otherwise `decide_base_url` is asked,
     and without one BaseURLNotAllowed is raised.
+
+    `settle_background=False` leaves background mode unjudged (see for_background), for a caller that
+    learns the model only later (a resumed session runs on its own model).
     """
     notices: list[str] = []
     layers: dict[str, Any] = {}
@@ -441,17 +447,21 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
         _merge(layers, sources, data, Source("-c", item))
     url_given = flags.get("base_url") or any("base_url" in data for _, data in given)
     if project_url and not url_given and project_url[1] != layers.get("base_url"):
+        from coder.redact import scrub_url
+
+        shown = scrub_url(project_url[1])
         if _base_url_allowed(layers, *project_url, decide_base_url):
             _merge(layers, sources, {"base_url": project_url[1]}, Source("project", str(project_url[0])))
-            notices.append(f"{project_url[0]} sets base_url = {project_url[1]} (allowed)")
+            notices.append(f"{project_url[0]} sets base_url = {shown} (allowed)")
         else:
-            notices.append(f"ignored base_url = {project_url[1]} from {project_url[0]} (not allowed)")
-    cfg = Config(**layers, sources=sources)
-    return _for_background(cfg.with_overrides(**flags), notices), notices
+            notices.append(f"ignored base_url = {shown} from {project_url[0]} (not allowed)")
+    cfg = Config(**layers, sources=sources).with_overrides(**flags)
+    return (for_background(cfg, notices) if settle_background else cfg), notices
 
 
-def _for_background(cfg: Config, notices: list[str]) -> Config:
-    """Background mode needs stored responses: turned on for this run where the model allows it, said in a notice."""
+def for_background(cfg: Config, notices: list[str]) -> Config:
+    """Background mode needs stored responses: turned on for this run where the model allows it, said in a
+    notice; a ConfigError where it cannot (a codex model). Judge it on the model the run will use."""
     if not cfg.background or not cfg.zdr:
         return cfg
     if cfg.zdr_forced:
@@ -459,6 +469,9 @@ def _for_background(cfg: Config, notices: list[str]) -> Config:
     notices.append("background mode: store = true for this run (the provider keeps the responses, "
                    "as background mode needs)")
     return replace(cfg, store=True, sources={**cfg.sources, "store": cfg.source("background")})
+
+
+_for_background = for_background  # its earlier name
 
 
 def base_url_origin(cfg: Config) -> str:

@@ -92,5 +92,19 @@ def tools_for_commands(workspace: Path | None = None) -> str | None:
         # inside ~/.local would let commands write there.
         if (real == root or root in real.parents) and not (home == root or root in home.parents):
             return None
-    made = dirs.provide_tools({"rg": rg})
+    try:
+        made = dirs.provide_tools({"rg": rg})
+    except dirs.ToolsRefused as e:
+        _warn_once(f"commands get no rg from coder: {e}; coder leaves it alone")
+        return None
     return str(made) if made else None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One line on stderr, once per process (an Agent is made before any front end takes the terminal)."""
+    if message not in _warned:
+        _warned.add(message)
+        sys.stderr.write(f"coder: warning: {message}\n")

@@ -9,6 +9,7 @@ nowhere else, from the XDG variables at the time of the call.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 APP = "coder"
@@ -63,35 +64,86 @@ def tools_dir() -> Path:
     return lib_dir() / "bin"
 
 
+class ToolsRefused(Exception):
+    """lib_dir() or tools_dir() is not as coder makes it: coder leaves it alone and commands get no tools folder."""
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _own_dir(path: Path, parent_fd: int | None = None) -> int:
+    """An open descriptor of the folder `path` (its last part opened relative to `parent_fd` if given),
+    made (0755) if missing; ToolsRefused unless it is a real folder (not a symbolic link), the user's,
+    and writable by nobody else."""
+    name = path.name if parent_fd is not None else str(path)
+    try:
+        os.mkdir(name, 0o755, dir_fd=parent_fd)
+    except FileExistsError:
+        pass
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError as e:
+        raise ToolsRefused(f"{path} cannot be read ({e.strerror})") from e
+    if stat.S_ISLNK(st.st_mode):
+        raise ToolsRefused(f"{path} is a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise ToolsRefused(f"{path} is not a folder")
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)  # O_NOFOLLOW: no link swapped in since the check
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISDIR(st.st_mode):
+            raise ToolsRefused(f"{path} is not a folder")
+        if st.st_uid != os.getuid():
+            raise ToolsRefused(f"{path} belongs to another user")
+        if st.st_mode & 0o022:
+            raise ToolsRefused(f"{path} is writable by others (chmod go-w it)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def provide_tools(tools: dict[str, str]) -> Path | None:
     """Make tools_dir() hold exactly `tools` (name: the binary it links to); None if it cannot be made.
 
-    Each start checks it (a readlink per tool) and mends what differs; a link is swapped in atomically,
-    so two coders starting at once each leave a working folder.
+    Each start checks it (a readlink per tool) and mends what differs; a link is swapped in atomically
+    (a temporary name, then a rename), so two coders starting at once each leave a working folder.
+    A workspace holding ~/.local lets commands write there, so nothing is followed or trusted: every
+    folder from lib_dir() down must be a real folder of the user's that no one else may write, and the
+    tools folder may hold symbolic links only (coder makes nothing else), of which coder removes those
+    it no longer gives. Anything else raises ToolsRefused, before anything is changed.
     """
     folder = tools_dir()
+    fds: list[int] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in os.listdir(folder):
+        folder.parent.parent.mkdir(parents=True, exist_ok=True)  # ~/.local/lib
+        fds.append(_own_dir(folder.parent))
+        fds.append(_own_dir(folder, fds[-1]))
+        fd = fds[-1]
+        stale = []
+        for name in os.listdir(fd):
+            if not stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise ToolsRefused(f"{folder} holds {name}, which coder did not put there")
             if name not in tools and not name.startswith(tuple(f".{t}." for t in tools)):  # not another's temp
-                path = folder / name
-                if path.is_dir() and not path.is_symlink():
-                    import shutil
-
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+                stale.append(name)
+        for name in stale:
+            os.unlink(name, dir_fd=fd)  # a symbolic link: its target is not touched
         for name, target in tools.items():
-            link = folder / name
             try:
-                if os.readlink(link) == target:
+                if os.readlink(name, dir_fd=fd) == target:
                     continue
             except OSError:
                 pass
-            temp = folder / f".{name}.{os.getpid()}"
-            temp.unlink(missing_ok=True)
-            os.symlink(target, temp)
-            os.replace(temp, link)
+            temp = f".{name}.{os.getpid()}"
+            try:
+                os.unlink(temp, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            os.symlink(target, temp, dir_fd=fd)
+            os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
     except OSError:
         return None
+    finally:
+        for fd in fds:
+            os.close(fd)
     return folder

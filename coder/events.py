@@ -237,8 +237,16 @@ class Notice(Event):
 
 @dataclass
 class Error(Event):
+    """What stopped the run; `status` and `code`, where known, say what kind of failure it was, for a front
+    end to act on without reading the message."""
+
     type: ClassVar[str] = "error"
     message: str
+    status: int | None = None  # the HTTP status the endpoint refused the request with
+    # The endpoint's error code (model_not_found, context_length_exceeded, rate_limit_exceeded, ...), or
+    # coder's own: unexpected_reply (an answer that is not the Responses API's, e.g. a wrong URL),
+    # connection_error, timeout, max_turns.
+    code: str | None = None
 
 
 @dataclass

@@ -157,7 +157,9 @@ def _prompt(args: Any) -> str:
 
 
 def run_exec(args: Any) -> int:
-    from coder.config import check_workspace, load_config, workspace_dir
+    from dataclasses import replace
+
+    from coder.config import check_workspace, for_background, load_config, workspace_dir
 
     _preload_openai()
     workspace = workspace_dir(args.cd)
@@ -165,8 +167,12 @@ def run_exec(args: Any) -> int:
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
     output = check_output_path(args.output) if args.output else None
     images = check_images(getattr(args, "image", None) or [])
+    # A resumed session runs on its own model (unless -m says otherwise): background mode is judged on
+    # that one, once the session is open, not on the config's.
+    resuming = args.resume is not None or bool(args.last)
     config, notices = load_config(
         workspace,
+        settle_background=not resuming,
         model=args.model,
         sandbox=args.sandbox,
         max_turns=args.max_turns,
@@ -184,21 +190,29 @@ def run_exec(args: Any) -> int:
     if not prompt.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
 
-    render = _renderer(args, config)
-    for notice in notices:
-        sys.stderr.write(f"coder: note: {notice}\n")
-
     from coder.sessions import RecordingError, open_session
     from coder.transcript import TranscriptError
 
     try:
-        session = open_session(config, workspace, resume=args.resume, last=args.last, auto_commit=config.auto_commit,
+        session = open_session(replace(config, background=False) if resuming else config, workspace,
+                               resume=args.resume, last=args.last, auto_commit=config.auto_commit,
                                model_given=args.model is not None, sandbox_given=args.sandbox is not None)
     except TranscriptError as e:
         raise ConfigError(str(e)) from None
     except RecordingError as e:  # nothing ran: nothing is lost
         sys.stderr.write(f"coder: error: {e}\n")
         return EXIT_FAILED
+    if resuming and config.background:
+        try:
+            settled = for_background(replace(session.agent.config, background=True), notices)
+        except ConfigError:
+            session.close()
+            raise
+        session.agent.config = session.agent.client.config = settled
+
+    render = _renderer(args, session.agent.config)  # the model in force: a resumed session's own
+    for notice in notices:
+        sys.stderr.write(f"coder: note: {notice}\n")
     for warning in session.warnings:
         sys.stderr.write(f"coder: warning: {warning}\n")
     agent = session.agent

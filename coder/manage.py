@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coder.config import ConfigError, check_workspace, workspace_dir
+from coder.redact import HIDDEN
 
 INIT_PROMPT = """Survey this repository and write a starter AGENTS.md at its root, for coding agents working here.
 Look before you write: the README, the package or build files (pyproject.toml, package.json, Cargo.toml, go.mod, \
@@ -188,25 +189,12 @@ def _setting_rows(cfg: Any) -> list[tuple[str, Any, Any]]:
     return rows
 
 
-HIDDEN = "(hidden)"
-
-
 def _shown(key: str, value: Any, entry: str | None = None) -> Any:
-    """A value as it may be shown: header values that carry credentials and URL passwords hidden."""
-    import re
-    from urllib.parse import urlsplit, urlunsplit
+    """A value as it may be shown (coder.redact.shown): URLs without passwords or query values, and
+    values that look like credentials, or sit under a header or body field name that says so, hidden."""
+    from coder.redact import shown
 
-    if key == "extra_headers":
-        secret = re.compile(r"auth|key|token|secret|cookie|session|password", re.I)
-        if entry is not None:
-            return HIDDEN if secret.search(entry) else value
-        return {k: HIDDEN if secret.search(k) else v for k, v in value.items()}
-    if key == "base_url" and isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.password:
-            return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}"
-                                             + (f":{parts.port}" if parts.port else "")))
-    return value
+    return shown(key, value, entry)
 
 
 def _toml(value: Any) -> str:

@@ -91,9 +91,12 @@ class Listing:
 
 
 def _safe_settings(config: Config) -> dict[str, Any]:
-    """The settings worth keeping with a transcript; header values can carry credentials, so only names."""
+    """The settings worth keeping with a transcript; header values can carry credentials, so only names,
+    and a URL's password and query values are scrubbed."""
+    from coder.redact import scrub_url
+
     return {
-        "model": config.model, "base_url": config.base_url, "reasoning_effort": config.reasoning_effort,
+        "model": config.model, "base_url": scrub_url(config.base_url), "reasoning_effort": config.reasoning_effort,
         "store": config.store, "sandbox": config.sandbox, "approval": config.approval, "network": config.network,
         "extra_headers": sorted(config.extra_headers), "extra_body": sorted(config.extra_body),
     }

@@ -11,7 +11,7 @@ is not a secret. A variable named in `passthrough` is kept anyway (the user's
 explicit choice), except one holding a known secret.
 
 `separate` then takes the starting program's own virtual environment off
-PATH and gives the command the tools folder instead.
+PATH (unless the user activated it) and gives the command the tools folder.
 """
 
 from __future__ import annotations
@@ -76,20 +76,25 @@ def separate(env: Mapping[str, str], own_prefix: str | None = None, own_bin: str
     """`env` for a command, without the environment of the program that starts it.
 
     `own_prefix`, `own_bin`: that program's own virtual environment and its bin/ (None when it runs from
-    a Python that is not a venv). Its bin/ leaves PATH, since it holds a python3 and a pip the command
-    must not take for the project's, and VIRTUAL_ENV goes when it names that venv; a venv the user
-    activated for the project stays, where the user put it. `tools`: a folder holding only what the
-    command is meant to get from the program (rg), put last on PATH, so the user's own tools win.
+    a Python that is not a venv). A venv the user activated (VIRTUAL_ENV names it and its bin/ is on
+    PATH) stays as they put it, even when the program runs from it (installed into the project's own
+    venv). Otherwise the program's bin/ leaves PATH, since it holds a python3 and a pip the command must
+    not take for the project's (pipx, uv, install.sh's venv, whose bin/ got onto PATH some other way),
+    and a VIRTUAL_ENV naming it goes; no other entry is touched. `tools`: a folder holding only what
+    the command is meant to get from the program (rg), put last on PATH, so the user's own tools win.
     """
     out = dict(env)
-    if own_prefix and out.get("VIRTUAL_ENV") and _same(out["VIRTUAL_ENV"], own_prefix):
-        out.pop("VIRTUAL_ENV")
-        out.pop("VIRTUAL_ENV_PROMPT", None)
     out.pop("__PYVENV_LAUNCHER__", None)  # macOS: would make any python3 take itself for the venv's
     raw = out.get("PATH", os.defpath)
     parts = raw.split(os.pathsep) if raw else []
-    if own_bin:
-        parts = [p for p in parts if not (p and _same(p, own_bin))]
+    if own_prefix and own_bin:
+        on_path = any(p and _same(p, own_bin) for p in parts)
+        named = bool(out.get("VIRTUAL_ENV")) and _same(out["VIRTUAL_ENV"], own_prefix)
+        if not (named and on_path):  # not activated by the user: the program's own, to take away
+            parts = [p for p in parts if not (p and _same(p, own_bin))]
+            if named:
+                out.pop("VIRTUAL_ENV")
+                out.pop("VIRTUAL_ENV_PROMPT", None)
     if tools and not any(p and _same(p, tools) for p in parts):
         parts.append(tools)
     out["PATH"] = os.pathsep.join(parts)

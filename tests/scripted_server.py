@@ -20,6 +20,7 @@ Stored responses (store=true) can be chained with `previous_response_id`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -27,6 +28,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -473,3 +475,80 @@ class ScriptedServer:
                 self.wfile.flush()
 
         return Handler
+
+
+@contextlib.contextmanager
+def backlog_full(srv: ScriptedServer) -> Iterator[None]:
+    """While inside, `srv` accepts nothing and its listen queue is full: a new connection hangs in SYN_SENT
+    (Linux drops the SYN), as one to an endpoint behind a dead route would. After, it serves again, and a
+    connect still retrying gets through."""
+    srv.httpd.shutdown()  # the accept loop ends
+    listener = srv.httpd.socket
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(srv.httpd.server_address)
+            fillers.append(filler)
+        probe = socket.socket()
+        probe.setblocking(False)
+        probe.connect_ex(srv.httpd.server_address)
+        fillers.append(probe)
+        assert not select.select([], [probe], [], 0.3)[1], "the listen queue is not full"
+        yield
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.listen(srv.httpd.request_queue_size)
+        srv.thread = threading.Thread(target=srv.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        srv.thread.start()
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts and never speaks: a TLS handshake to it waits for the server's
+    hello forever. It records what each connection sent, and how many of them the client has closed."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.received: list[bytes] = []
+        self.hangups = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            with self._lock:
+                n = len(self.received)
+                self.received.append(b"")
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with self._lock:
+                        self.hangups += 1
+                    return
+                with self._lock:
+                    self.received[n] += data
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        except OSError:
+            pass
+        self.listener.close()

@@ -217,3 +217,38 @@ def test_help_imports_no_completion_library(workspace: Path):
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
                 for line in traced.stderr.splitlines() if line.startswith("import time:")}
     assert "argparse" in imported and not imported & {"shtab", "tomllib", "rich", "openai"}
+
+
+def test_coder_config_hides_secret_values_secret_names_and_url_secrets(server, env, workspace: Path):
+    token = "sk-proj-" + "a1B2c3D4" * 5
+    user_config(env, 'base_url = "https://me:hunter2pw@gw.example/v1?key=QSECRET&team=blue"\n'
+                     'allowed_base_urls = ["https://gw.example/v1?api-key=ALLOWSECRET"]\n'
+                     f'[extra_headers]\n"X-Custom" = "Bearer {token}"\nX-Team = "blue"\n'
+                     '[extra_body]\napi_key = "plain-body-secret"\nmax_output_tokens = 1000\nservice_tier = "flex"\n'
+                     '[extra_body.metadata]\naccess_token = "nested-secret"\nowner = "me"\n')
+    del env["OPENAI_BASE_URL"]
+    project = workspace / ".coder" / "config.toml"
+    project.parent.mkdir()
+    project.write_text('base_url = "https://me:PROJSECRET@proj.example/v1?token=PQSECRET"\n')
+    secrets = ("hunter2pw", "QSECRET", "ALLOWSECRET", token, "plain-body-secret", "nested-secret", "PROJSECRET")
+    r = coder("config", "-c", 'extra_body.client_secret="from-c-secret"', env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (f"coder: note: ignored base_url = https://me:***@proj.example/v1?token=*** from {project} "
+                        "(not allowed)\n")
+    assert not [s for s in secrets + ("from-c-secret",) if s in r.stdout + r.stderr], r.stdout
+    shown = rows(r.stdout)
+    assert shown["base_url"][0] == '"https://me:***@gw.example/v1?key=***&team=***"'
+    assert shown["allowed_base_urls"][0] == '["https://gw.example/v1?api-key=***"]'
+    assert shown["extra_headers.X-Custom"][0] == "(hidden)" and shown["extra_headers.X-Team"][0] == '"blue"'
+    assert shown["extra_body.api_key"][0] == "(hidden)" and shown["extra_body.client_secret"][0] == "(hidden)"
+    assert shown["extra_body.max_output_tokens"][0] == "1000" and shown["extra_body.service_tier"][0] == '"flex"'
+    assert shown["extra_body.metadata"][0] == '{access_token = (hidden), owner = "me"}'
+    r = coder("config", "--json", "-c", 'extra_body.client_secret="from-c-secret"', env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    assert not [s for s in secrets + ("from-c-secret",) if s in r.stdout + r.stderr], r.stdout
+    data = json.loads(r.stdout)["settings"]
+    assert data["base_url"] == "https://me:***@gw.example/v1?key=***&team=***"
+    assert data["extra_headers"] == {"X-Custom": "(hidden)", "X-Team": "blue"}
+    assert data["extra_body"] == {"api_key": "(hidden)", "max_output_tokens": 1000, "service_tier": "flex",
+                                  "metadata": {"access_token": "(hidden)", "owner": "me"},
+                                  "client_secret": "(hidden)"}

@@ -353,3 +353,73 @@ def test_a_silent_pipe_is_waited_for_and_says_so(server, env, workspace: Path):
     out, err = proc.communicate(b"FAILED test_api.py::test_login\n", timeout=30)
     assert proc.returncode == 0 and out == b"ok\n" and err == b""
     assert user_text(server).endswith("```\nFAILED test_api.py::test_login\n```")
+
+
+# --- secrets in base_url ---
+
+@pytest.mark.parametrize("where", ["env", "user"])
+def test_a_password_and_query_values_in_base_url_are_never_shown(env, workspace: Path, where: str):
+    port = closed_port()
+    url = f"http://me:hunter2pw@127.0.0.1:{port}/v1?key=QSECRET"
+    if where == "env":
+        env["OPENAI_BASE_URL"] = url
+    else:
+        del env["OPENAI_BASE_URL"]
+        user_config(env, f'base_url = "{url}"\n')
+    r = coder("exec", "-c", "max_retries=0", "hi", env=env, cwd=workspace)
+    assert r.returncode == 1
+    assert "hunter2pw" not in r.stderr and "QSECRET" not in r.stderr
+    assert f"tried POST http://me:***@127.0.0.1:{port}/v1" in r.stderr and "key=***" in r.stderr
+    r = coder("exec", "--json", "-c", "max_retries=0", "hi", env=env, cwd=workspace)
+    assert r.returncode == 1
+    assert "hunter2pw" not in r.stdout + r.stderr and "QSECRET" not in r.stdout + r.stderr
+    errors = [json.loads(line) for line in r.stdout.splitlines() if json.loads(line)["type"] == "error"]
+    assert errors and "me:***@127.0.0.1" in errors[0]["message"]
+    # The errors recorded in the transcripts are the same scrubbed lines.
+    transcripts = list((Path(env["XDG_DATA_HOME"]) / "coder" / "sessions").glob("*/transcript.jsonl"))
+    assert len(transcripts) == 2
+    for path in transcripts:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        recorded = [r["event"]["message"] for r in records if r["type"] == "event" and r["event"]["type"] == "error"]
+        assert recorded and all("hunter2pw" not in m and "QSECRET" not in m and "***" in m for m in recorded)
+        assert "hunter2pw" not in path.read_text() and "QSECRET" not in path.read_text()  # the header too
+
+
+# --- background mode on a resumed session ---
+
+def test_background_on_a_resumed_session_is_judged_on_the_sessions_model(server, env, workspace: Path):
+    server.add(Reply([message("first")]))
+    r = coder("exec", "-m", "gpt-5.4", "first", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    server.add(Reply([message("second")], polls=1))
+    r = coder("exec", "--background", "--last", "continue", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr  # the config's model is a codex one; the session's is not
+    assert r.stdout == "second\n"
+    assert "background mode: store = true for this run" in r.stderr
+    body = server.bodies[-1]
+    assert body["model"] == "gpt-5.4" and body["background"] is True and body["store"] is True
+
+
+def test_background_on_a_resumed_codex_session_says_why_not(server, env, workspace: Path):
+    user_config(env, 'model = "gpt-5.4"\n')
+    server.add(Reply([message("first")]))
+    r = coder("exec", "-m", "gpt-5.3-codex", "first", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr
+    r = coder("exec", "--background", "--last", "continue", env=env, cwd=workspace)
+    assert r.returncode == 2 and "gpt-5.3-codex is a codex model" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and len(server.requests) == 1
+    server.add(Reply([message("second")], polls=1))
+    r = coder("exec", "-m", "gpt-5.4", "--background", "--last", "continue", env=env, cwd=workspace)
+    assert r.returncode == 0, r.stderr  # -m wins over the session's model
+    assert server.bodies[-1]["model"] == "gpt-5.4" and server.bodies[-1]["store"] is True
+
+
+def test_error_events_carry_the_status_and_kind_the_hints_are_chosen_from(server, env, workspace: Path):
+    server.add(Reply(raw=b'{"object": "list", "data": []}', content_type="application/json"),
+               Reply(http_status=404, raw=HTML))
+    events = [json.loads(line) for line in coder("exec", "--json", "hi", env=env, cwd=workspace).stdout.splitlines()]
+    [error] = [e for e in events if e["type"] == "error"]
+    assert error["code"] == "unexpected_reply"
+    events = [json.loads(line) for line in coder("exec", "--json", "hi", env=env, cwd=workspace).stdout.splitlines()]
+    [error] = [e for e in events if e["type"] == "error"]
+    assert error["status"] == 404

@@ -238,3 +238,14 @@ def test_notification_settings_and_sequences(monkeypatch):
     assert notify.sequence("osc9", "coder: completed\x1b[31m after 40s") == "\x1b]9;coder: completed[31m after 40s\x07"
     monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
     assert notify.sequence("osc9", "done") == "\x1bPtmux;\x1b\x1b]9;done\x07\x1b\\"  # passed through tmux
+
+
+def test_status_shows_base_url_without_its_password_or_query_values(start, repl_env):
+    env = {**repl_env, "OPENAI_BASE_URL": "http://me:hunter2pw@127.0.0.1:9/v1?key=QSECRET"}
+    term = start(env=env)
+    term.type("/status")
+    term.press("Enter")
+    screen = term.wait_for(r"config files")
+    shown = " ".join(screen.split("› /status")[-1].split())
+    assert "endpoint http://me:***@127.0.0.1:9/v1?key=*** (base_url from $OPENAI_BASE_URL)" in shown
+    assert "hunter2pw" not in screen and "QSECRET" not in screen

@@ -195,3 +195,48 @@ def test_undo_labels_end_at_a_word(server, start, repo: Path):
     label = re.search(r"undid '([^']*)'", screen.replace("\n", "")).group(1)
     assert label.endswith("…") and long.startswith(label[:-1].rstrip()), label
     assert long[len(label[:-1].rstrip())] == " ", f"cut mid-word: {label!r}"
+
+
+# --- hints under errors: chosen by the failure's status and code, never by its wording ---
+
+WRONG_KIND = ("the endpoint did not answer with an event stream: POST http://localhost:8/models-gw/v1/responses "
+              "(base_url from $OPENAI_BASE_URL) sent '{\"id\":\"x\",\"object\":\"response\"}'")
+
+
+@pytest.mark.parametrize("kwargs, says, never", [
+    # a reply that is no event stream is never retried: sending again fails the same way
+    (dict(message=WRONG_KIND, code="unexpected_reply"), "/v1", "send your message again"),
+    # a 404 whose URL happens to say "model" is about the endpoint, not the model list
+    (dict(message="HTTP 404: Not Found; tried POST http://localhost:8/models-gw/v1/responses", status=404),
+     "base_url", "/model lists"),
+    (dict(message="HTTP 404: The model `gpt-x` does not exist", status=404, code="model_not_found"),
+     "/model lists the models", "send your message again"),
+    (dict(message="HTTP 400: Your input exceeds the context window of this model.", status=400,
+          code="context_length_exceeded"), "/compact", "send your message again"),
+    (dict(message="HTTP 401: Incorrect API key provided", status=401), "check the API key", "send"),
+    (dict(message="HTTP 429: Rate limit reached", status=429, code="rate_limit_exceeded"), "send your message again",
+     "API key"),
+    (dict(message="HTTP 503: upstream connect error", status=503), "send your message again", "network"),
+    (dict(message="connection error: [Errno 111] Connection refused; tried POST http://h/v1/responses",
+          code="connection_error"), "check the network", "/model"),
+    (dict(message="the request timed out after 600 s; tried POST http://h/v1/responses", code="timeout"),
+     "send your message again", "/model"),
+    (dict(message="stopped after 100 model requests (max_turns)", code="max_turns"), "continue", "send"),
+])
+def test_an_error_hint_comes_from_the_failures_status_and_code(kwargs, says, never):
+    from coder.events import Error
+    from coder.repl.render import error_hint
+
+    hint = error_hint(Error(**kwargs))
+    assert says in hint and never not in hint, hint
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(message="HTTP 400: the model cannot connect to this tool: not found", status=400, code="invalid_value"),
+    dict(message="the response failed: model not found, context window, api key, connection error"),
+])
+def test_an_error_without_a_fitting_hint_gets_none_whatever_its_words(kwargs):
+    from coder.events import Error
+    from coder.repl.render import error_hint
+
+    assert error_hint(Error(**kwargs)) == ""

@@ -15,7 +15,9 @@ def _decide_base_url(path: Path, url: str) -> bool:
     from coder import trust
     from coder.repl.ask import choose
 
-    print(f"{path} sets base_url = {url}\nYour API key would be sent there.")
+    from coder.redact import scrub_url
+
+    print(f"{path} sets base_url = {scrub_url(url)}\nYour API key would be sent there.")
     allowed = choose("Allow it for this project? [y] yes  [n] no, use my own setting, then Enter: ", "yn") == "y"
     trust.decide_base_url(path, url, allowed)
     return allowed

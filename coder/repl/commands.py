@@ -155,11 +155,13 @@ def _status(repl: "Repl", arg: str) -> bool:
 
 def _endpoint(config: Any) -> str:
     from coder import config as settings
+    from coder.redact import scrub_url
 
     if not config.base_url:
         return "https://api.openai.com/v1 (the default endpoint)"
     origin = getattr(settings, "base_url_origin", None)
-    return f"{config.base_url} ({origin(config)})" if origin else config.base_url
+    url = scrub_url(config.base_url)  # no password or query value on screen
+    return f"{url} ({origin(config)})" if origin else url
 
 
 def _config_files(repl: "Repl") -> list[object]:

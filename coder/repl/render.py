@@ -120,22 +120,29 @@ class MarkdownStream:
             self.console.print(markdown(block.strip("\n"), style))
 
 
-def error_hint(message: str) -> str:
-    """What to do next, for the errors people meet most; nothing when no hint fits."""
-    low = message.lower()
-    if "http 401" in low or "http 403" in low or "api key" in low:
-        return "check the API key (OPENAI_API_KEY or api_key_env) and that it may use this model"
-    if "model" in low and ("not found" in low or "does not exist" in low or "model_not_found" in low):
-        return "/model lists the models this endpoint offers"
-    if "context window" in low or "context_length" in low or "compact" in low:
-        return "/compact to shrink the conversation, or /clear to start a new one"
-    if "max_turns" in low:
+def error_hint(error: Error) -> str:
+    """What to do next, judged by the failure's HTTP status and code (never by the message's words, which
+    name URLs and quote the endpoint); nothing when no hint fits."""
+    from coder.client import CONTEXT_FULL, retryable_code
+
+    status, code = error.status, error.code or ""
+    if code == "max_turns":
         return "say 'continue' to let it go on, or raise max_turns"
-    if "http 404" in low:
-        return "check the model name (/model) and the endpoint (base_url)"
-    if "connection error" in low or "timed out" in low or "connect" in low:
+    if code == CONTEXT_FULL:
+        return "/compact to shrink the conversation, or /clear to start a new one"
+    if status in (401, 403) or code == "invalid_api_key":
+        return "check the API key (OPENAI_API_KEY or api_key_env) and that it may use this model"
+    if code == "model_not_found":
+        return "/model lists the models this endpoint offers"
+    if code == "unexpected_reply":  # never retried: the same URL answers the same way
+        return "check base_url: it should be the API's root, which for OpenAI-compatible endpoints usually ends in /v1"
+    if status == 404:
+        return "check the endpoint (base_url, which usually ends in /v1) and the model name (/model)"
+    if code in ("connection_error", "timeout"):
         return "check the network and the endpoint (base_url, OPENAI_BASE_URL), then send your message again"
-    return "send your message again, or /clear to start over"
+    if status in (408, 409, 429) or (status or 0) >= 500 or retryable_code(code):
+        return "send your message again in a moment, or /clear to start over"
+    return ""
 
 
 class Renderer:
@@ -249,7 +256,7 @@ class Renderer:
                 self.console.print(Text(f"stopped:{event.message.removeprefix('interrupted:')}", style="yellow"))
                 return
             self.console.print(Text(f"error: {event.message}", style="bold red"))
-            hint = error_hint(event.message)
+            hint = error_hint(event)
             if hint:
                 self.console.print(Text(f"  → {hint}", style="red"))
         elif isinstance(event, TurnDone):

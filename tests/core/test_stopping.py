@@ -1,6 +1,7 @@
 """agent.cancel() from another thread (the REPL's UI thread) while the model is silent: the request in flight
-ends at once whatever it waits for, the run ends as interrupted (not as an error), the history stays valid,
-and the next run on the same agent (and the same connection pool) works."""
+ends at once whatever it waits for (a connect, a TLS handshake, the headers, a silent stream, a poll), the run
+ends as interrupted (not as an error), the history stays valid, and the next run on the same agent (and the
+same connection pool) works."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import time
 
 import pytest
 
+from coder.agent import Agent
+from coder.config import Config
 from tests.core.conftest import assert_valid_history, events_of, run
-from tests.scripted_server import Reply, call, message
+from tests.scripted_server import Reply, SilentServer, backlog_full, call, message
 from tests.test_repl import repl_env, start  # noqa: F401  (the tmux harness, as fixtures)
 
 STOP_AFTER = 0.3  # seconds after the endpoint got the request
@@ -80,6 +83,58 @@ def test_a_stop_while_the_model_is_silent_ends_the_run_at_once(server, make_agen
     assert wait_for(lambda: server.hangups == [where])  # the endpoint saw the connection go
     assert_next_run_works(server, agent)
     assert [b["input"][0]["content"][0]["text"] for b in server.bodies] == ["think hard", "think hard"]
+
+
+def test_a_stop_while_connecting_ends_the_run_at_once(server, make_agent):
+    """A connect that hangs (the endpoint's listen queue is full: the SYN goes unanswered, as behind a dead
+    route) has no socket to shut down yet; the stop lands all the same, and the request left behind never
+    goes out, not even once the endpoint accepts again."""
+    server.add(Reply([message("back again")]))
+    agent = make_agent(timeout=QUIET)  # today's code gives up connecting only then
+    assert agent.client.openai  # built beforehand (importing openai takes a while): the stop comes mid-connect
+    with backlog_full(server):
+        events, took = stopped_run(agent, "think hard")
+        assert server.requests == []
+    assert took < BOUND
+    assert_interrupted(events)
+    assert_next_run_works(server, agent)
+    assert wait_for(lambda: not [t for t in threading.enumerate() if t.name == "coder-request"], QUIET + 2)
+    assert [b["input"][0]["content"][0]["text"] for b in server.bodies] == ["think hard"]
+    assert len(server.bodies) == 1
+
+
+def test_a_connect_that_hangs_times_out_on_its_own_clock(server, make_agent, monkeypatch):
+    """Connecting (TCP and TLS) has a timeout of its own, far shorter than a request's (a model may think
+    for minutes before its first byte; a SYN is answered at once or not at all), and says so."""
+    monkeypatch.setattr("coder.client.CONNECT_TIMEOUT", 0.5)
+    agent = make_agent(max_retries=0)
+    with backlog_full(server):
+        started = time.monotonic()
+        events = run(agent, "hello")
+        took = time.monotonic() - started
+    assert took < BOUND
+    assert events[-1].status == "failed"
+    assert [e.message.split(";")[0] for e in events_of(events, "error")] == ["connecting timed out after 0.5 s"]
+
+
+def test_a_stop_during_a_tls_handshake_ends_the_run_at_once(workspace, api_key):
+    """An https endpoint that accepts and never answers the ClientHello: the handshake is dropped at the stop
+    (the endpoint sees the connection go), and the same client stops a second one as well."""
+    silent = SilentServer()
+    agent = Agent(Config(base_url=f"https://127.0.0.1:{silent.port}/v1", model="gpt-5.3-codex", max_retries=3,
+                         timeout=QUIET), workspace)
+    try:
+        for n, prompt in enumerate(["think hard", "again"], 1):
+            hello = lambda: len(silent.received) == n and silent.received[-1][:1] == b"\x16"  # noqa: E731
+            events, took = stopped_run(agent, prompt, when=hello)
+            assert took < BOUND
+            assert_interrupted(events)
+            assert wait_for(lambda: silent.hangups == n)  # dropped, not left to time out
+        assert_valid_history(agent.conversation.items)
+        assert len(silent.received) == 2
+    finally:
+        agent.close()
+        silent.close()
 
 
 def test_a_second_cancel_is_harmless(server, make_agent):
