@@ -217,3 +217,24 @@ def repo(workspace: Path) -> Path:
     git(workspace, "add", ".")
     git(workspace, "commit", "-qm", "start")
     return workspace
+
+
+def in_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run the installed coder with stdin, stdout and stderr on a pseudo-terminal; its exit code and screen."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(str(CODER), [str(CODER), *args], {**env, "TERM": "xterm", "COLUMNS": "120"})
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")

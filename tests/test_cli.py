@@ -7,7 +7,6 @@ from its own dependencies (the rg binary) must come from the installation.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, assert_stopped, coder, heartbeat
+from tests.conftest import CODER, assert_stopped, coder, heartbeat, in_terminal
 from tests.scripted_server import Reply, call, message
 
 def test_version_needs_nothing_and_imports_nothing_heavy(tmp_path: Path):
@@ -174,29 +173,13 @@ def test_sigint_during_a_command_exits_130_and_kills_it(server, env, workspace: 
 
 
 def test_progress_in_a_real_terminal_shows_each_step_and_the_answer_once(server, env, workspace: Path):
-    import pty
-
     (workspace / "f.txt").write_text("hello\n")
     server.add(
         Reply([message("Reading it first."), call("read_file", {"path": "f.txt"})]),
         Reply([message("The file says hello.")]),
     )
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdin, stdout and stderr are the terminal
-        os.chdir(workspace)
-        os.execve(str(CODER), [str(CODER), "exec", "read f.txt"], {**env, "TERM": "xterm"})
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    code, screen = in_terminal(["exec", "read f.txt"], env, workspace)
+    assert code == 0
     assert "→ read_file" in screen and "f.txt" in screen
     assert "Reading it first." in screen
     assert screen.count("The file says hello.") == 1

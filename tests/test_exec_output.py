@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, coder, rc
+from tests.conftest import CODER, coder, in_terminal, rc
 from tests.scripted_server import Reply, call, message, usage
 
 
@@ -306,27 +306,6 @@ def test_a_bad_image_is_one_line_before_anything_runs(server, env, workspace: Pa
 
 
 # --- on a terminal ---
-
-def in_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run the installed coder with stdin, stdout and stderr on a pseudo-terminal; its exit code and screen."""
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        os.execve(str(CODER), [str(CODER), *args], {**env, "TERM": "xterm", "COLUMNS": "120"})
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
-
 
 def test_a_failed_command_on_a_terminal_is_a_red_cross_with_its_exit_code_and_last_lines(server, env, workspace: Path):
     server.add(Reply([rc("echo one; echo two; echo boom >&2; exit 3")]), Reply([message("It failed.")],

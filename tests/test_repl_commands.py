@@ -9,7 +9,6 @@ import time
 import zlib
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import coder, rc, write
 from tests.scripted_server import Reply, message, usage

@@ -13,7 +13,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import API_KEY, CODER, assert_stopped, assert_valid_history, coder, git, heartbeat, rc, write
 from tests.scripted_server import Reply, call, message, reasoning

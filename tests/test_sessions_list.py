@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import CODER, coder, heartbeat, rc
-from tests.scripted_server import Reply, message, usage
+from tests.scripted_server import Reply, message
 
 LONG = "review the retry logic in client.py and the backoff it uses " * 3  # 180 characters: wider than 80
 

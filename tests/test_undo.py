@@ -10,14 +10,12 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import CODER, coder, git, rc, write
-from tests.scripted_server import Reply, ScriptedServer, call, message
+from tests.scripted_server import Reply, ScriptedServer, message
 
 
 def test_what_the_user_does_while_a_turn_runs_survives_undo(server, env, repo: Path):

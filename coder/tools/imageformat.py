@@ -9,6 +9,8 @@ RIFF size), and the pixel size must be within MAX_IMAGE_SIDE and MAX_IMAGE_PIXEL
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 # Images handed to the model as an image (Responses `input_image` content), by signature.
 IMAGE_TYPES = {
     "PNG image": "image/png",
@@ -49,27 +51,14 @@ def image_size(kind: str, data: bytes) -> tuple[int, int] | None:
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     """Walk a JPEG's segments to its frame header (SOFn), which holds the pixel size."""
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before it
-            return None
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > len(data):
+    try:
+        for i, marker, _end in _jpeg_segments(data):
+            if marker == 0xDA:  # start of scan: no frame header before it
                 return None
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        if length < 2:
-            return None
-        i += 2 + length
+            if marker in _JPEG_FRAMES:
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+    except _Damaged:
+        return None
     return None
 
 
@@ -94,14 +83,18 @@ def _png_problem(data: bytes) -> str | None:
     return _PAST_END.format("chunk") if i < len(data) else "no IEND chunk at its end"
 
 
-def _jpeg_problem(data: bytes) -> str | None:
-    """Segments walked to a frame header and the start of scan; an end-of-image marker after the scan."""
-    i, frame = 2, False
+class _Damaged(Exception):
+    """Why a JPEG's segments cannot be walked."""
+
+
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(where, marker, end) of each segment that has a length, in order; _Damaged where the walk breaks."""
+    i = 2
     while i < len(data):
         if data[i] != 0xFF:
-            return f"not a segment marker at byte {i}"
+            raise _Damaged(f"not a segment marker at byte {i}")
         if i + 1 >= len(data):
-            return _PAST_END.format("segment")
+            raise _Damaged(_PAST_END.format("segment"))
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -110,21 +103,31 @@ def _jpeg_problem(data: bytes) -> str | None:
             i += 2
             continue
         if marker in (0x00, 0xD8, 0xD9):
-            return "no start of scan" if marker == 0xD9 else f"not a segment marker at byte {i}"
+            raise _Damaged("no start of scan" if marker == 0xD9 else f"not a segment marker at byte {i}")
         if i + 4 > len(data):
-            return _PAST_END.format("segment")
+            raise _Damaged(_PAST_END.format("segment"))
         end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
         if end < i + 4:
-            return f"a segment of a length under 2 at byte {i}"
+            raise _Damaged(f"a segment of a length under 2 at byte {i}")
         if end > len(data):
-            return _PAST_END.format("segment")
-        frame = frame or marker in _JPEG_FRAMES
-        if marker == 0xDA:
-            if not frame:
-                return "no frame header before the start of scan"
-            # FFD9 cannot occur inside scan data (an FF there is followed by 00 or a restart marker).
-            return None if data.rfind(b"\xff\xd9") >= end else "no end-of-image marker (FFD9) after the scan"
+            raise _Damaged(_PAST_END.format("segment"))
+        yield i, marker, end
         i = end
+
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """Segments walked to a frame header and the start of scan; an end-of-image marker after the scan."""
+    frame = False
+    try:
+        for _i, marker, end in _jpeg_segments(data):
+            frame = frame or marker in _JPEG_FRAMES
+            if marker == 0xDA:
+                if not frame:
+                    return "no frame header before the start of scan"
+                # FFD9 cannot occur inside scan data (an FF there is followed by 00 or a restart marker).
+                return None if data.rfind(b"\xff\xd9") >= end else "no end-of-image marker (FFD9) after the scan"
+    except _Damaged as e:
+        return str(e)
     return "no start of scan"
 
 
