@@ -218,9 +218,9 @@ def bench_command_overhead(runs: int, workspace: Path) -> None:
             t = time.perf_counter()
             out = TOOL.run(ctx, {"command": "true", "timeout_seconds": None, "workdir": None})
             times.append(time.perf_counter() - t)
-            assert out.startswith("Exit code: 0"), out
+            assert out.exit_code == 0, out.text
         out = TOOL.run(ctx, {"command": "python3 connects.py; rm -f b.sock", "timeout_seconds": None, "workdir": None})
-        per_connect = float(out.split("Output:")[1].split()[0])
+        per_connect = float(out.text.split("Output:")[1].split()[0])
         print(f"run_command true [{ctx.backend.name:11}] {median_ms(times)}; "
               f"Unix connect() {per_connect:.0f} us")
 
