@@ -256,6 +256,7 @@ class ScriptedServer:
         self.cancelled: list[str] = []
         self.hangups: list[str] = []  # where a client hung up during a hold or a silence
         self.models: list[str] | None = None  # GET /v1/models lists these; None: 404, as endpoints without it
+        self.models_delay = 0.0  # seconds GET /v1/models takes to answer
         self.window: int | None = None  # tokens: larger requests get context_length_exceeded
         self.compact_status = 200  # 404: an endpoint without /responses/compact
         self.compact_delay = 0.0  # seconds before /responses/compact answers
@@ -334,6 +335,7 @@ class ScriptedServer:
             def do_GET(self) -> None:  # retrieve
                 self._record(None)
                 if self.path.rstrip("/").endswith("/models"):
+                    time.sleep(srv.models_delay)
                     if srv.models is None:
                         return self._json(404, {"error": {"message": "Not found", "type": "invalid_request_error"}})
                     return self._json(200, {"object": "list", "data": [

@@ -248,3 +248,33 @@ def test_status_shows_base_url_without_its_password_or_query_values(start, repl_
     shown = " ".join(screen.split("› /status")[-1].split())
     assert "endpoint http://me:***@127.0.0.1:9/v1?key=*** (base_url from $OPENAI_BASE_URL)" in shown
     assert "hunter2pw" not in screen and "QSECRET" not in screen
+
+
+def test_ctrl_c_during_a_slow_command_cancels_it_and_the_session_goes_on(server, start):
+    server.models, server.models_delay = ["gpt-5.4"], 4.0  # the picker's list is slow to come
+    term = start()
+    term.type("/model")
+    term.press("Enter")
+    time.sleep(0.6)
+    term.press("C-c")
+    term.wait_for("cancelled")
+    server.models_delay = 0.0
+    term.type("/status")
+    term.press("Enter")
+    term.wait_for(r"model\s+gpt-5\.3-codex")  # the session is still there, and answers
+
+
+def test_bad_arguments_are_refused_and_help_shows_every_word(server, start):
+    term = start()
+    term.type("/model gpt 5")
+    term.press("Enter")
+    term.wait_for("a model name has no spaces")
+    term.type("/reasoning maybe")
+    term.press("Enter")
+    term.wait_for("use /reasoning on, /reasoning off")
+    term.type("/help")
+    term.press("Enter")
+    term.wait_for(r"/compact \[what to keep in particular\]")
+    term.type("/status")
+    term.press("Enter")
+    term.wait_for(r"model\s+gpt-5\.3-codex")  # unchanged

@@ -240,3 +240,11 @@ def test_an_error_without_a_fitting_hint_gets_none_whatever_its_words(kwargs):
     from coder.repl.render import error_hint
 
     assert error_hint(Error(**kwargs)) == ""
+
+
+def test_the_bar_drops_a_word_before_it_drops_the_cost():
+    from coder.repl.toolbar import toolbar_text
+
+    bar = toolbar_text(60, model="gpt-5.3-codex", mode="workspace-write", backend="landlock", network=False,
+                       tokens=152_000, window=272_000, cost="$1.2345")
+    assert bar == " gpt-5.3-codex · workspace-write · 152k (56%) · $1.2345"

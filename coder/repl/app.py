@@ -219,7 +219,10 @@ class Repl:
     def _loop(self) -> int:
         self.banner()
         while True:
-            self._answer_approvals()
+            try:
+                self._answer_approvals()
+            except KeyboardInterrupt:  # outside a prompt, Ctrl-C is the terminal's: it stops, never leaves
+                self._interrupted()
             try:
                 text = self.prompt.prompt(default=self.saved_input, pre_run=self._after_first_paint)
             except KeyboardInterrupt:
@@ -232,8 +235,11 @@ class Repl:
             if text == WAKE:
                 continue
             self.last_interrupt = 0.0
-            if not self.handle(text):
-                break
+            try:
+                if not self.handle(text):
+                    break
+            except KeyboardInterrupt:  # a slow command (/model's list, /undo, /diff) given up on
+                self.console.print(Text("cancelled", style="yellow"))
         self.shutdown()
         return 0
 

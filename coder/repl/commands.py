@@ -29,7 +29,7 @@ class Command:
 def _help(repl: "Repl", arg: str) -> bool:
     table = Table.grid(padding=(0, 2))
     for name, cmd in COMMANDS.items():
-        table.add_row(Text(name, style="cyan"), cmd.help)
+        table.add_row(Text(name, style="cyan"), Text(cmd.help))  # not markup: `[FOCUS]` is text
     table.add_row(Text("!CMD", style="cyan"), "run a shell command yourself; its output is not sent to the model")
     table.add_row(Text("@path", style="cyan"), "complete a project file name (Tab completes any word); "
                   "an image path (PNG, JPEG, GIF, WebP) or @shot.png is sent as an image")
@@ -42,6 +42,9 @@ def _help(repl: "Repl", arg: str) -> bool:
 
 
 def _model(repl: "Repl", arg: str) -> bool:
+    if " " in arg or len(arg) > 200:
+        repl.error("a model name has no spaces, e.g. /model gpt-5.4")
+        return True
     if not arg:
         arg = _pick_model(repl)
         if not arg or arg == repl.agent.config.model:
@@ -260,6 +263,9 @@ def _sandbox(repl: "Repl", arg: str) -> bool:
 
 
 def _reasoning(repl: "Repl", arg: str) -> bool:
+    if arg not in ("", "on", "off"):
+        repl.error("use /reasoning on, /reasoning off, or /reasoning to switch")
+        return True
     show = {"on": True, "off": False}.get(arg, not repl.renderer.show_reasoning)
     repl.renderer.show_reasoning = show
     repl.say(f"reasoning summaries are {'shown' if show else 'hidden'}")

@@ -28,6 +28,7 @@ def toolbar_text(width: int, *, model: str, mode: str, backend: str, network: bo
         f" {model} · sandbox {mode} ({backend}){net} · context {fmt.tokens(tokens)} tokens{full}{money}",
         f" {model} · sandbox {mode}{net} · context {fmt.tokens(tokens)} tokens{brief}{money}",
         f" {model} · {mode}{' · net' if network else ''} · context {short_tokens(tokens)}{brief}{money}",
+        f" {model} · {mode}{' · net' if network else ''} · {short_tokens(tokens)}{brief}{money}",  # keeps the cost
         f" {model} · {mode}{' · net' if network else ''} · context {short_tokens(tokens)}{brief}",
         f" {model} · {mode}{' · net' if network else ''} · {short_tokens(tokens)}{brief}",
         f" {model} · {short_tokens(tokens)}{brief}",
