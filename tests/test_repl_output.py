@@ -248,3 +248,17 @@ def test_the_bar_drops_a_word_before_it_drops_the_cost():
     bar = toolbar_text(60, model="gpt-5.3-codex", mode="workspace-write", backend="landlock", network=False,
                        tokens=152_000, window=272_000, cost="$1.2345")
     assert bar == " gpt-5.3-codex · workspace-write · 152k (56%) · $1.2345"
+
+
+def test_streamed_paragraphs_stay_apart_as_in_the_whole_message():
+    from rich.console import Console
+
+    from coder.repl.render import MarkdownStream
+
+    console = Console(record=True, width=60, color_system=None)
+    stream = MarkdownStream(console)
+    for piece in ("First para", "graph.\n\nSecond paragraph.\n", "\n# Heading\n\nThird.", ""):
+        stream.feed(piece)
+    stream.finish()
+    lines = [line.strip() for line in console.export_text().splitlines()]
+    assert lines == ["First paragraph.", "", "Second paragraph.", "", "Heading", "", "Third."]

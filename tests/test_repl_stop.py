@@ -64,14 +64,15 @@ def test_ctrl_c_pressed_many_times_stops_and_does_not_exit(server, start):
     term.wait_for("Still here")
 
 
-def test_ctrl_c_at_an_approval_stops_the_turn(server, start, tmp_path: Path):
+@pytest.mark.parametrize("key", ["C-c", "Escape"])
+def test_ctrl_c_or_esc_at_an_approval_stops_the_turn(server, start, tmp_path: Path, key: str):
     target = tmp_path / "made.txt"
     server.add(Reply([rc(f"touch {target}")]), Reply([message("Fine.")]))
     term = start("--approval", "untrusted")
     term.type("make the file")
     term.press("Enter")
     term.wait_for(r"\[n\] deny")
-    term.press("C-c")
+    term.press(key)
     screen = term.wait_for(r"(?m)^stopped · ")
     assert not target.exists()
     assert "denied" not in screen.split("[n] deny")[-1].split("stopped")[0] or "stopping the turn" in screen

@@ -103,6 +103,7 @@ class MarkdownStream:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.pending = ""
+        self.printed = False  # a block of this message is on screen: the next one is set apart by a blank line
 
     def feed(self, text: str, style: str = "") -> None:
         self.pending += text
@@ -114,10 +115,14 @@ class MarkdownStream:
     def finish(self, style: str = "") -> None:
         block, self.pending = self.pending, ""
         self._print(block, style)
+        self.printed = False
 
     def _print(self, block: str, style: str) -> None:
         if block.strip():
+            if self.printed:  # as the whole message rendered at once would be: paragraphs apart
+                self.console.print()
             self.console.print(markdown(block.strip("\n"), style))
+            self.printed = True
 
 
 def error_hint(error: Error) -> str:
