@@ -139,3 +139,21 @@ def test_esc_stops_in_vi_mode_at_an_empty_prompt(server, start):
     term.press("Enter")
     term.wait_for("Vi again.")
     assert user_texts(server.bodies[1])[-1] == "again"
+
+
+def test_a_message_the_model_got_while_the_stop_landed_is_answered(server, start):
+    server.add(Reply([rc("sleep 5; echo slept")]), Reply([message("Answered the follow-up.")]))
+    term = start()
+    term.type("run it")
+    term.press("Enter")
+    term.wait_for(r"run_command.*sleep 5")
+    term.type("next question")
+    term.press("Enter")
+    term.wait_for("queued")
+    term.press("C-c")
+    term.wait_for("Answered the follow-up.")
+    assert len(server.bodies) == 2
+    body = server.bodies[1]["input"]
+    assert_valid_history(body)
+    last = body[-1]
+    assert last["role"] == "user" and last["content"][0]["text"] == "next question"

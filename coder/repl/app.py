@@ -32,7 +32,7 @@ from rich.text import Text
 from coder import fmt
 from coder.agent import Agent
 from coder.approvals import prefix
-from coder.events import ApprovalRequest, Event, RecordingFailed, TurnDone, Usage
+from coder.events import ApprovalRequest, Event, FollowUpDelivered, RecordingFailed, TurnDone, Usage
 from coder.repl import commands, notify
 from coder.repl.ask import STOP, choose
 from coder.repl.completion import CoderCompleter, ProjectFiles
@@ -395,17 +395,25 @@ class Repl:
         done: TurnDone | None = None
         try:
             while True:
+                unanswered = False  # a follow-up the model got while the stop was landing, so never answered
                 for event in self._run(prompt, images or []):
                     if isinstance(event, (ApprovalRequest, RecordingFailed)):
                         self._ask(event)
                     else:
                         if isinstance(event, TurnDone):
                             done = event
+                        elif isinstance(event, FollowUpDelivered) and self.stopping:
+                            unanswered = True
                         self.renderer(event)
                 with self.turn_lock:
-                    if not self.agent.conversation.has_queued():
+                    answer_it = unanswered and done is not None and done.status == "interrupted"
+                    if not answer_it and not self.agent.conversation.has_queued():
                         self._idle()  # under the lock: a message sent from now on starts a new turn
                         break
+                    if answer_it:  # the user spoke after stopping: that message starts the next request
+                        self.stopped_at = time.monotonic()
+                        self._working(True)
+                        self.status.set("thinking")
                 prompt, images = None, None  # a follow-up arrived as the turn ended: it starts the next request
         except Exception as e:  # a bug must not kill the session or leave the history invalid
             self.agent.conversation.close_open_calls("Interrupted by an internal error.")
