@@ -471,9 +471,6 @@ def for_background(cfg: Config, notices: list[str]) -> Config:
     return replace(cfg, store=True, sources={**cfg.sources, "store": cfg.source("background")})
 
 
-_for_background = for_background  # its earlier name
-
-
 def base_url_origin(cfg: Config) -> str:
     """Where the endpoint in use was set, for error messages: "base_url from $OPENAI_BASE_URL"."""
     if not cfg.base_url:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generator, TypeVar
 
 from coder import compaction
-from coder.client import CONTEXT_FULL, Raw, new_request_id, stated_window
+from coder.client import CONTEXT_FULL, DEFAULT_BASE_URL, Raw, new_request_id, stated_window
 from coder.context import CHARS_PER_TOKEN, savings, shrinkable, window_for
 from coder.conversation import INTERRUPTED, output_text, user_message
 from coder.events import Compacted, Event, Notice, ReasoningDelta, Retrying, Shrunk, TextDelta, Usage
@@ -161,7 +161,7 @@ class ContextKeeping:
         return "local"
 
     def _base_url(self) -> str:
-        return self.config.base_url or "https://api.openai.com/v1"
+        return self.config.base_url or DEFAULT_BASE_URL
 
     def _compact_on_endpoint(self, focus: str | None,
                              run_usage: Usage | None) -> Generator[Event, None, list[dict[str, Any]] | None]:

@@ -27,7 +27,7 @@ class PathDenied(Exception):
     """The policy refuses this path; the message is meant for the model."""
 
 
-def _within(path: Path, root: Path) -> bool:
+def within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
@@ -78,7 +78,7 @@ def resolve_write(policy: Policy, path: str) -> Path:
         return real
     if not policy.writable_roots:
         raise PathDenied(f"cannot write {path}: the sandbox is read-only")
-    root = next((r for r in policy.writable_roots if _within(real, r)), None)
+    root = next((r for r in policy.writable_roots if within(real, r)), None)
     if root is None:
         roots = ", ".join(str(r) for r in policy.writable_roots)
         raise PathDenied(f"cannot write {path}: outside the writable roots ({roots})")
@@ -86,7 +86,7 @@ def resolve_write(policy: Policy, path: str) -> Path:
         if part in policy.protected_names:
             raise PathDenied(f"cannot write {path}: {part} is protected")
     for protected in policy.protected_paths:
-        if _within(real, protected):
+        if within(real, protected):
             raise PathDenied(f"cannot write {path}: {protected} is protected")
     return real
 
@@ -134,7 +134,7 @@ def _walk(root: Path, parts: tuple[str, ...], create: bool = False) -> int:
 
 def _parent_fd(policy: Policy, path: Path, create: bool) -> int:
     """The directory holding `path`, reached from its writable root (or /) without following links."""
-    root = next((r for r in policy.writable_roots if _within(path.parent, r)), Path("/"))
+    root = next((r for r in policy.writable_roots if within(path.parent, r)), Path("/"))
     return _walk(root, path.parent.relative_to(root).parts, create)
 
 

@@ -116,7 +116,7 @@ class TerminalText:
                         data = data.replace(kind, b"\x1b[2K")
                     data = data.replace(b"\x1b[2K", b"\x1b")
                 return self._resets(data)
-        if b"\x1b[2K" in data or b"\x1b[G" in data or b"\x1b[1G" in data or b"\x1b[0G" in data:  # _RESETS
+        if any(reset in data for reset in _RESETS):
             return self._resets(_ESCAPE_OR_RESET.sub(_mark_or_removed, data))
         return self._resets(_ESCAPE.sub(b"", data))
 

@@ -35,7 +35,7 @@ def test_a_stop_lands_at_once_while_the_model_is_silent(server, start, key: str,
     screen = term.wait_for(r"(?m)^stopped · ", timeout=10)
     took = time.monotonic() - pressed
     print(f"\nstop after {key} {stage}: {took:.2f} s")
-    assert took < 2.0, f"the stop took {took:.2f} s"
+    assert took < 3.0, f"the stop took {took:.2f} s"  # the silence lasts 60 s; measured: under 0.5 s
     assert "error" not in screen.split("› think hard")[-1]  # a stop the user asked for is no error
     term.type("again")
     term.press("Enter")
@@ -75,7 +75,8 @@ def test_ctrl_c_or_esc_at_an_approval_stops_the_turn(server, start, tmp_path: Pa
     term.press(key)
     screen = term.wait_for(r"(?m)^stopped · ")
     assert not target.exists()
-    assert "denied" not in screen.split("[n] deny")[-1].split("stopped")[0] or "stopping the turn" in screen
+    after = screen.split("[n] deny")[-1].split("stopped")[0]
+    assert "denied" not in [line.strip() for line in after.splitlines()]  # no verdict: the stop is no answer
     time.sleep(0.5)
     assert len(server.bodies) == 1  # the turn ended: no request with the denial went to the model
     term.type("ok, leave it")

@@ -78,13 +78,15 @@ class ToolContext:
     def placeholder_registry(self) -> Path:
         return self.registry or default_registry()
 
-    def saw(self, path: Path) -> None:
-        """The model now knows `path` as it is on disk (it read it, or a tool of ours just wrote it)."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            self.seen.pop(str(path), None)
-            return
+    def saw(self, path: Path, st: os.stat_result | None = None) -> None:
+        """The model now knows `path` as it is on disk (it read it, or a tool of ours just wrote it); `st`:
+        the file as the tool opened it, when the model saw that (a change made since still counts as new)."""
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                self.seen.pop(str(path), None)
+                return
         self.seen[str(path)] = file_state(st)
 
     def changed_since_seen(self, path: Path) -> bool:

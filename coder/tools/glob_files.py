@@ -27,7 +27,7 @@ from typing import Any
 from coder.tools import rg
 from coder.tools.base import Param, Tool, ToolContext, ToolError
 from coder.tools.pathhints import resolve_existing
-from sandbox.paths import denied_by, display
+from sandbox.paths import denied_by, display, within
 from sandbox.policy import Policy
 
 MAX_RESULTS = 200
@@ -35,10 +35,6 @@ TIMEOUT = 30.0
 HINT_BUDGET = 0.5  # seconds for all the extra looks taken to explain an empty result
 HINT_FILES = 20  # an extra look stops counting here
 GLOB_META = frozenset("*?[{\\")
-
-
-def _within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
 
 
 def _present(policy: Policy, path: Path) -> bool:
@@ -84,7 +80,7 @@ def normalize(policy: Policy, pattern: str, real: Path, shown: str) -> str:
         target = Path(os.path.normpath(Path("/" if absolute else real, *literal)))
         cands = [target] if denied_by(policy, target) else [target, Path(os.path.realpath(target))]
         for cand in cands:  # the realpath: the workspace named through a symlink
-            if _within(cand, real):
+            if within(cand, real):
                 return neg + _anchored([*cand.relative_to(real).parts, *rest])
         if absolute and (not literal or _present(policy, real / literal[0])):
             return neg + "/" + "/".join(parts)  # gitignore style: `/src/*.py` is anchored at the search folder

@@ -25,7 +25,7 @@ import os
 import stat
 from typing import Any, BinaryIO
 
-from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError, file_state
+from coder.tools.base import MAX_OUTPUT_CHARS, Output, Param, Tool, ToolContext, ToolError
 from coder.tools.imageformat import (
     IMAGE_HEAD_BYTES,
     IMAGE_TYPES,
@@ -305,7 +305,7 @@ def run(ctx: ToolContext, args: dict[str, Any]) -> str | Output:
                 else:
                     result = _read_text(f, st.st_size, encoding, shown, offset, limit)
     # What the model saw is the file as it was opened: a change made during the read still counts as unseen.
-    ctx.seen[str(real)] = file_state(st)
+    ctx.saw(real, st)
     return result
 
 

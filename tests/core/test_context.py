@@ -349,5 +349,5 @@ def test_ctrl_c_stops_the_endpoints_compaction_at_once_and_keeps_the_history(ser
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         list(agent.compact())
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # the compaction would take 5 s
     assert agent.conversation.items == before

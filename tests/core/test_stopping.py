@@ -108,6 +108,7 @@ def test_a_connect_that_hangs_times_out_on_its_own_clock(server, make_agent, mon
     for minutes before its first byte; a SYN is answered at once or not at all), and says so."""
     monkeypatch.setattr("coder.client.CONNECT_TIMEOUT", 0.5)
     agent = make_agent(max_retries=0)
+    assert agent.client.openai  # the client (and its import) is built before the clock starts
     with backlog_full(server):
         started = time.monotonic()
         events = run(agent, "hello")
