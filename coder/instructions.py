@@ -85,18 +85,38 @@ def agents_text(workspace: Path) -> str:
             "the ones above it.\n\n" + "\n\n".join(parts))
 
 
-def build_instructions(policy: Policy) -> str:
+def describe_sandbox(policy: Policy) -> str:
+    """The sandbox in one line for the model: its mode, or under a file scope the files it may write."""
+    if policy.mode is not Mode.WORKSPACE_WRITE or not policy.writable_files:
+        return MODES[policy.mode]
+    shown = []
+    for f in policy.writable_files:
+        try:
+            shown.append(str(f.relative_to(policy.workspace)))
+        except ValueError:
+            shown.append(str(f))
+    return (f"workspace-write, limited to your target file{'s' if len(shown) > 1 else ''}: you may write only "
+            f"{', '.join(shown)} and the private temp directory ($TMPDIR); the rest of the workspace is read-only. "
+            "Change the target with edit_file or write_file, or write it in place from a command; commands "
+            "that replace a file (sed -i, a formatter that renames a temp file over it) will fail.")
+
+
+def build_instructions(policy: Policy, notes: str | None = None) -> str:
+    """The instructions. A file scope's line comes last: a batch's sessions then share everything before it,
+    which a provider can cache once for all of them. `notes`: agents_text as read earlier (None: read now)."""
+    scoped = policy.mode is Mode.WORKSPACE_WRITE and bool(policy.writable_files)
     return (
         f"{BASE}\n\nWorkspace root: {policy.workspace} (relative paths are resolved against it).\n"
-        f"Sandbox: {MODES[policy.mode]}\n"
+        f"Sandbox: {'workspace-write, limited to one file (see the end)' if scoped else describe_sandbox(policy)}\n"
         "Commands run in bash with stdin closed: interactive programs and prompts will not work."
-        + agents_text(policy.workspace)
+        + (agents_text(policy.workspace) if notes is None else notes)
+        + (f"\n\nSandbox: {describe_sandbox(policy)}" if scoped else "")
     )
 
 
 def sandbox_note(policy: Policy) -> str:
     """What the model is told when the sandbox changes mid-conversation (the instructions stay as sent)."""
-    return (f"[coder] The sandbox changed. From now on: {MODES[policy.mode]} Network for commands is "
+    return (f"[coder] The sandbox changed. From now on: {describe_sandbox(policy)} Network for commands is "
             f"{'on' if policy.network else 'off'}. This replaces what the instructions say about the sandbox.")
 
 

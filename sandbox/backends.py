@@ -132,8 +132,27 @@ def select(policy: Policy, choice: str = "auto") -> Backend:
 
 
 def protected_paths(policy: Policy) -> list[str]:
-    named = [root / name for root in policy.writable_roots for name in policy.protected_names]
+    """What stays read-only inside the writable roots: the protected names under each directory root
+    (a file scope's file roots hold nothing, so never `file/.git`), and the policy's own paths."""
+    named = [root / name for root in policy.directory_roots for name in policy.protected_names]
     return [str(p) for p in named + list(policy.protected_paths)]
+
+
+def writable_files(policy: Policy) -> list[str]:
+    """A file scope's targets that may be granted to a command now: those still a regular file (not
+    replaced by a symlink, a folder or a device since the policy checked them, which only something
+    outside the sandbox can do); a target that is not is left read-only for this command.
+
+    Such a target can be written in place (`>>`, `>`, open(..., "w")), but not replaced: its folder
+    is read-only, so a tool that writes a temp file and renames it over the target (`sed -i`, some
+    formatters) fails under a file scope. That is accepted; the file tools replace it themselves.
+    """
+    return [str(f) for f in policy.writable_files if os.path.isfile(f) and not os.path.islink(f)]
+
+
+def _writable(policy: Policy) -> list[str]:
+    files = set(writable_files(policy))
+    return [str(r) for r in policy.writable_roots if r not in policy.writable_files or str(r) in files]
 
 
 def wrap(
@@ -150,7 +169,8 @@ def wrap(
         raise RuntimeError(f"no sandbox backend: {backend.detail}")
     spec = {
         "read": ["/"],
-        "write": [str(r) for r in policy.writable_roots],
+        "write": _writable(policy),
+        "files": writable_files(policy),  # which of "write" are files (no sockets there, nothing below them)
         "deny": [str(d) for d in policy.deny_read],
         "protected": protected_paths(policy),
         "network": policy.network,
@@ -179,8 +199,8 @@ def bwrap_args(policy: Policy) -> list[str]:
         args.append("--unshare-net")
     if os.geteuid() == 0:
         args += ["--cap-drop", "ALL"]  # else root inside could remount / read-write
-    for root in policy.writable_roots:
-        args += ["--bind", str(root), str(root)]
+    for root in _writable(policy):  # a file root is bound alone: writable in place, its folder read-only
+        args += ["--bind", root, root]
     for path in protected_paths(policy):
         if os.path.lexists(path) and not os.path.islink(path):
             args += ["--ro-bind", path, path]

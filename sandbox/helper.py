@@ -4,10 +4,17 @@ In order, before the exec:
 1. resource limits (CPU seconds, file size, data memory, processes, where the
    kernel applies them);
 2. fresh user, mount and PID namespaces (and a network namespace when the
-   network is off), so protected paths can be re-mounted read-only, the
-   helper's child is PID 1 of its own namespace (when it ends, everything in
-   the namespace ends too, `setsid` or not), and capabilities held are only
-   namespace ones;
+   network is off), so the mount view can match the policy, the helper's
+   child is PID 1 of its own namespace (when it ends, everything in the
+   namespace ends too, `setsid` or not), and capabilities held are only
+   namespace ones. In that mount namespace every mount is read-only but the
+   writable roots (each bound onto itself first, a file root alone), as under
+   bubblewrap: Landlock has no right for chmod, chown, utimes or xattrs, so
+   without this a command could change the mode, owner or times of any file
+   it owns outside the roots (`chmod 000 ~/.bashrc`). Protected paths inside
+   the roots are then re-mounted read-only too. Where the kernel refuses a
+   remount, the command still runs (Landlock still guards every file's data)
+   and its output says so;
 3. a private /dev/pts (its own pseudo-terminals, none of the host's) and
    /dev/shm, and, in the command's own PID namespace, a fresh /proc that shows
    only the sandbox's processes;
@@ -15,8 +22,8 @@ In order, before the exec:
 5. Landlock: read everywhere but the deny list and /dev (where only null,
    zero, full, random, urandom, tty and the private pts and shm are allowed:
    no terminal of the host, so no keystrokes), write only to the writable
-   roots, TCP refused when the network is off, no signals or abstract sockets
-   beyond the sandbox;
+   roots (a file root: that file, in place), TCP refused when the network is
+   off, no signals or abstract sockets beyond the sandbox;
 6. a seccomp filter (sandbox.seccomp);
 7. every inherited file descriptor above stderr closed;
 8. with namespaces of its own, PID 1 stays behind as the namespace's init
@@ -33,8 +40,11 @@ In order, before the exec:
 Before the exec, the signals Python ignores (SIGPIPE, SIGXFSZ) get their default
 action back, as for a command started by a shell on the host.
 
-SPEC is a hex-encoded marshal of {"read": [...], "write": [...], "deny": [...], "protected": [...],
-"network": bool, "limits": {"cpu": s, "fsize": bytes, "memory": bytes, "nproc": n}, "supervise": bool}
+SPEC is a hex-encoded marshal of {"read": [...], "write": [...], "files": [...], "deny": [...],
+"protected": [...], "network": bool, "limits": {"cpu": s, "fsize": bytes, "memory": bytes, "nproc": n},
+"supervise": bool}. "files" are the entries of "write" that are single files (a file scope's targets):
+Landlock grants them only the file rights (write in place, truncate; no create, remove or rename,
+which are rights of their folder), and the supervisor lets no socket connect through them.
 (marshal, not JSON: importing json costs the helper 5 ms before every command). Any
 failure to confine is fatal (exit 126 with a message): the command never runs
 unconfined by accident.
@@ -44,6 +54,7 @@ from __future__ import annotations
 
 import _signal  # the C half of `signal`, loaded at interpreter start-up: `signal` pulls in enum
 import ctypes
+import errno
 import marshal
 import os
 import resource
@@ -51,7 +62,10 @@ import sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
-MS_REC, MS_PRIVATE = 16384, 1 << 18
+MS_REC, MS_PRIVATE, MS_NOSYMFOLLOW = 16384, 1 << 18, 256
+ST_NOSYMFOLLOW = 8192  # statvfs's f_flag numbers nosymfollow differently from mount(2)
+_UNREACHABLE = (errno.ENOENT, errno.EACCES, errno.ENOTDIR)  # a path the helper, so the command, cannot reach
+_MOUNT_OPTIONS = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC, b"nosymfollow": MS_NOSYMFOLLOW}
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 4, 38, 24
 EXIT_SETUP_FAILED = 126
 SIGKILL = 9  # a constant, not the signal module: that import alone costs the helper ~4 ms
@@ -129,13 +143,119 @@ def _fresh_proc() -> None:
         sys.stderr.write("coder sandbox: note: the host's /proc stays visible (this kernel refused a fresh one)\n")
 
 
+def _locked(flags: int) -> int:
+    """The mount flags of a statvfs() f_flag a remount must repeat: in a user namespace, nosuid, nodev
+    and noexec inherited from the parent namespace are locked (leaving one out is EPERM), and
+    nosymfollow would be lost. The atime flags a remount keeps by itself."""
+    return (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)) | (MS_NOSYMFOLLOW if flags & ST_NOSYMFOLLOW else 0)
+
+
+def _unescape(path: bytes) -> bytes:
+    """A mount point as /proc/self/mountinfo writes it: space, tab, newline and backslash as \\ooo."""
+    if b"\\" not in path:
+        return path
+    parts = path.split(b"\\")
+    out = [parts[0]]
+    for part in parts[1:]:
+        out.append(bytes([int(part[:3], 8)]) + part[3:])
+    return b"".join(out)
+
+
+def _under(path: bytes, top: bytes) -> bool:
+    """Whether `path` is `top` or lies below it."""
+    return path == top or top == b"/" or path.startswith(top + b"/")
+
+
+def _above(path: bytes):
+    """The folders `path` lies in, nearest first: /a/b/c -> /a/b, /a, /."""
+    while path != b"/":
+        path = path.rsplit(b"/", 1)[0] or b"/"
+        yield path
+
+
+def _reachable_mounts(mountinfo: bytes) -> list[tuple[bytes, list[bytes]]]:
+    """(mount point, options) of each mount in `mountinfo` that a path leads to.
+
+    A mount is out of reach when another one was mounted over a folder on its way (its parent's child
+    at a shorter path, or one stacked on its parent): its mount point then names something else, which
+    a remount would refuse (EINVAL) or miss. Mounts stacked at one path all lead to the top one. Linear
+    in the number of mounts (a host may have hundreds: containers, snaps, a kubelet's volumes)."""
+    mounts: dict[bytes, tuple[bytes, bytes, list[bytes]]] = {}
+    children: dict[bytes, set[bytes]] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split(b" ")
+        point = _unescape(fields[4])
+        mounts[fields[0]] = (fields[1], point, fields[5].split(b","))
+        children.setdefault(fields[1], set()).add(point)
+    known: dict[bytes, bool] = {}
+
+    def reachable(mount: bytes) -> bool:
+        if mount not in known:
+            parent, point, _ = mounts[mount]
+            known[mount] = True  # a loop cannot happen, but must not recurse forever if it did
+            known[mount] = parent not in mounts or (reachable(parent) and not any(
+                folder in children[parent] for folder in _above(point)))
+        return known[mount]
+
+    return [(point, options) for mount, (_, point, options) in mounts.items() if reachable(mount)]
+
+
+def _read_only_view(roots: list[str]) -> str | None:
+    """Make every mount read-only but the writable roots; None, or what the kernel refused.
+
+    Each root is bound onto itself (with what is mounted below it), so it is a mount of its own
+    that stays writable; then every other mount in /proc/self/mountinfo (/, /proc, /sys, /dev, /tmp,
+    whatever the host has) is re-mounted read-only, keeping its locked flags. A mount the helper
+    cannot reach (a folder it may not search, a mount point deleted since) the command cannot reach
+    either. Device nodes still work on a read-only mount (/dev/null, /dev/tty); the private /dev/pts
+    and /dev/shm are mounted afterwards, writable. Called right after the mount namespace is made
+    private, before the protected paths are covered."""
+    bound: list[bytes] = []
+    for root in roots:
+        if not os.path.lexists(root) or os.path.islink(root):
+            continue  # vanished (nothing to write), or replaced by a link since: not followed, left read-only
+        target = os.fsencode(root)
+        if _libc.mount(target, target, None, MS_BIND | MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            if err in _UNREACHABLE:
+                continue  # the command cannot reach it either (Landlock grants it nothing then)
+            return f"bind {root}: {os.strerror(err)}"
+        bound.append(target.rstrip(b"/") or b"/")
+    with open("/proc/self/mountinfo", "rb") as f:
+        mountinfo = f.read()
+    done: set[bytes] = set()
+    refused = None
+    for point, options in _reachable_mounts(mountinfo):
+        if b"ro" in options or point in done or any(_under(point, root) for root in bound):
+            continue
+        done.add(point)
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for option in options:
+            flags |= _MOUNT_OPTIONS.get(option, 0)
+        if _libc.mount(None, point, None, flags, None) != 0:
+            err = ctypes.get_errno()
+            if err not in _UNREACHABLE and refused is None:
+                refused = f"read-only remount of {os.fsdecode(point)}: {os.strerror(err)}"
+    return refused
+
+
 def _protect(paths: list[str]) -> None:
-    """Re-mount protected paths read-only inside our private mount namespace."""
-    _mount(None, "/", MS_REC | MS_PRIVATE)
+    """Re-mount protected paths (inside the writable roots) read-only."""
     for path in paths:
         if os.path.lexists(path) and not os.path.islink(path):
             _mount(path, path, MS_BIND | MS_REC)
-            _mount(None, path, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | _locked(os.statvfs(path).f_flag)
+            _mount(None, path, flags)
+
+
+def _enter_cwd_again() -> None:
+    """Take the working directory again by its path, so it is on the mounts just made. The one
+    inherited is still on the mount beneath them: inside a writable root it would be read-only (and in
+    a protected path's folder, writable)."""
+    try:
+        os.chdir(os.getcwd())
+    except OSError:
+        pass  # deleted, or no longer reachable: the command starts where it was, read-only
 
 
 def _drop_capabilities() -> None:
@@ -247,7 +367,8 @@ def _supervise(spec: dict, pid: int, told: int, taken: int) -> int:
         return _wait(pid)
     listener = take_fd(pid, int(number))
     os.write(taken, b"1")
-    return Supervisor(listener, spec["write"], spec.get("deny", [])).wait(pid)
+    files = spec.get("files", [])  # a file root is no place for a socket: only directories count
+    return Supervisor(listener, [w for w in spec["write"] if w not in files], spec.get("deny", [])).wait(pid)
 
 
 def main(argv: list[str]) -> None:
@@ -266,7 +387,17 @@ def main(argv: list[str]) -> None:
     dev: list[str] = []
     if namespaces:
         _namespaces(spec.get("network", False))
+        _mount(None, "/", MS_REC | MS_PRIVATE)
+        try:
+            refused = _read_only_view(spec["write"])
+        except (OSError, ValueError, IndexError, RecursionError) as e:  # no mountinfo, or one it cannot read
+            refused = f"mount table: {e}"
+        if refused:
+            # Landlock still guards the data of every file outside the roots; only metadata is open.
+            sys.stderr.write("coder sandbox: note: outside the writable roots, a file's mode, owner or times may "
+                             f"be changeable; its contents are not ({refused})\n")
         _protect(spec.get("protected", []))
+        _enter_cwd_again()
         dev = _private_dev(int(spec.get("limits", {}).get("memory") or 0))
     if not (namespaces or supervised):
         _exec_confined(spec, command)

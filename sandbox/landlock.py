@@ -158,6 +158,9 @@ def restrict_self(
 
 
 def _add_path_rule(add_rule: int, ruleset_fd: int, path: str, rights: int) -> None:
+    """Grant `rights` on `path`. On a file (a file scope's target) only the file rights hold: it can be
+    read, written in place and truncated, while creating, removing or renaming anything next to it
+    needs rights on its folder, which a file rule does not give."""
     try:
         pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:

@@ -3,8 +3,9 @@
 Seatbelt evaluates rules in order and the last match wins, so the profile
 denies everything, allows what a command needs to run, reads everywhere, then
 takes the deny list back out; writes go to the writable roots only, with the
-protected names taken back out after them. It cannot run on Linux; its tests
-check the generated text.
+protected names taken back out after them; a file root (a file scope's
+target) is allowed as a `literal`, that exact path, not a `subpath`. It cannot
+run on Linux; its tests check the generated text.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def profile(policy: Policy) -> str:
         lines.append(f"(deny file-read* (subpath {_quote(denied)}))")
     lines.append('(allow file-write* (literal "/dev/null") (literal "/dev/zero") (literal "/dev/tty"))')
     for root in policy.writable_roots:
+        if root in policy.writable_files:  # a file scope's target: that path alone, nothing beside or below it
+            lines.append(f"(allow file-write* (literal {_quote(root)}))")
+            continue
         lines.append(f"(allow file-write* (subpath {_quote(root)}))")
         for name in policy.protected_names:
             lines.append(f"(deny file-write* (subpath {_quote(root / name)}))")

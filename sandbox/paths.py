@@ -72,13 +72,22 @@ def resolve_read(policy: Policy, path: str) -> Path:
 
 
 def resolve_write(policy: Policy, path: str) -> Path:
-    """The real path to write, or PathDenied if the policy refuses it."""
+    """The real path to write, or PathDenied if the policy refuses it.
+
+    Under a file scope (`policy.writable_files`) a file root admits that one path only: the target
+    itself, never a sibling or a path below it; anything else outside the temp directory is refused
+    with a line naming the targets.
+    """
     real = resolve_read(policy, path)
     if policy.can_write_anywhere:
         return real
     if not policy.writable_roots:
         raise PathDenied(f"cannot write {path}: the sandbox is read-only")
-    root = next((r for r in policy.writable_roots if within(real, r)), None)
+    root = next((r for r in policy.writable_roots
+                 if (real == r if r in policy.writable_files else within(real, r))), None)
+    if root is None and policy.writable_files:
+        targets = ", ".join(display(policy, f) for f in policy.writable_files)
+        raise PathDenied(f"cannot write {path}: this session may only write {targets} (batch --scope file)")
     if root is None:
         roots = ", ".join(str(r) for r in policy.writable_roots)
         raise PathDenied(f"cannot write {path}: outside the writable roots ({roots})")
@@ -133,8 +142,13 @@ def _walk(root: Path, parts: tuple[str, ...], create: bool = False) -> int:
 
 
 def _parent_fd(policy: Policy, path: Path, create: bool) -> int:
-    """The directory holding `path`, reached from its writable root (or /) without following links."""
-    root = next((r for r in policy.writable_roots if within(path.parent, r)), Path("/"))
+    """The directory holding `path`, reached from its writable root (or /) without following links.
+
+    A file root (a file scope's target) holds no directory, so its folder is reached from / like any
+    path outside the roots: every component of its real path is walked again with O_NOFOLLOW, and
+    atomic_write's temp file and rename happen there, in coder's own (unsandboxed) process.
+    """
+    root = next((r for r in policy.directory_roots if within(path.parent, r)), Path("/"))
     return _walk(root, path.parent.relative_to(root).parts, create)
 
 

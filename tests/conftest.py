@@ -188,6 +188,12 @@ def coder(*args: str, env: dict[str, str], cwd: Path, input: str | None = None) 
     )
 
 
+def refused_write(text: str) -> bool:
+    """Whether `text` holds the kernel's refusal of a write the sandbox does not allow: Landlock's EACCES, or the
+    read-only mount's EROFS (bubblewrap, and Landlock's own mount view)."""
+    return "Permission denied" in text or "Read-only file system" in text
+
+
 def rc(command: str) -> dict[str, Any]:
     """The model's run_command call."""
     from tests.scripted_server import call

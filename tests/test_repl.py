@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODER, STRICT, assert_stopped, assert_valid_history, heartbeat, rc
+from tests.conftest import CODER, STRICT, assert_stopped, assert_valid_history, heartbeat, rc, refused_write
 from tests.scripted_server import Reply, ScriptedServer, call, message, reasoning
 
 TMUX = shutil.which("tmux")
@@ -205,7 +205,7 @@ def test_an_approval_answered_with_deny_becomes_the_output(server, start, tmp_pa
     assert not target.exists()
     output = [i for i in server.bodies[1]["input"] if i["type"] == "function_call_output"][0]["output"]
     assert "The user declined to re-run this command outside the sandbox." in output
-    assert "Permission denied" in output
+    assert refused_write(output)
 
 
 def test_slash_commands_shell_escape_and_exit(server, start, workspace: Path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from coder.approvals import is_read_only, prefix, sandbox_denial
+from tests.conftest import refused_write
 from tests.core.conftest import assert_valid_history, events_of
 from tests.scripted_server import Reply, call, message
 
@@ -55,7 +56,7 @@ def test_on_request_offers_to_leave_the_sandbox_when_it_blocked(server, make_age
     events = drive(make_agent(approval="on-request"), "write outside", ["deny:no", "yes"])
     requests = events_of(events, "approval.request")
     assert len(requests) == 2 and all(r.escalate for r in requests)
-    assert "the sandbox blocked it" in requests[0].reason and "Permission denied" in requests[0].reason
+    assert "the sandbox blocked it" in requests[0].reason and refused_write(requests[0].reason)
     assert not (outside / "one.txt").exists()
     assert (outside / "two.txt").read_text() == "two\n"
     first, second = outputs(server, 2)
@@ -68,7 +69,7 @@ def test_never_asks_nothing_and_the_refusal_stands(server, make_agent, tmp_path:
     events = drive(make_agent(), "go", [])
     assert events_of(events, "approval.request") == []
     assert not (tmp_path / "never.txt").exists()
-    assert "Permission denied" in outputs(server, 1)[0]
+    assert refused_write(outputs(server, 1)[0])
 
 
 @pytest.mark.parametrize("command, expected", [

@@ -43,3 +43,22 @@ def test_paths_are_quoted(tmp_path: Path):
     assert f'(allow file-write* (subpath "{str(p.workspace).replace(chr(34), chr(92) + chr(34))}"))' in profile(p)
     argv = wrap(p, ["/bin/sh", "-c", "true"])
     assert argv[:2] == ["/usr/bin/sandbox-exec", "-p"] and argv[3:] == ["/bin/sh", "-c", "true"]
+
+
+def test_a_file_scope_allows_its_files_as_literals(tmp_path: Path):
+    """batch --scope file: the target itself (literal), nothing beside or below it; the workspace stays read-only."""
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "a.py").write_text("a = 1\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    p = Policy.for_workspace(ws, Mode.WORKSPACE_WRITE, temp_dir=temp, deny_read=(),
+                             writable_files=(Path("src/a.py"),))
+    text = profile(p).splitlines()
+    target, real_ws = p.workspace / "src" / "a.py", p.workspace
+    assert f'(allow file-write* (literal "{target}"))' in text
+    assert f'(allow file-write* (subpath "{target}"))' not in text
+    assert f'(allow file-write* (subpath "{real_ws}"))' not in text
+    assert not any(f'"{target}/' in line for line in text)  # no protected names under a file
+    assert f'(allow file-write* (subpath "{temp.resolve()}"))' in text
+    assert f'(deny file-write* (subpath "{temp.resolve()}/.git"))' in text
