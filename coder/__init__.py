@@ -6,7 +6,7 @@ The Python API names are loaded on first use.
 
 __version__ = "0.1.0"
 
-__all__ = ["Agent", "Config", "load_config", "__version__"]
+__all__ = ["Agent", "Config", "Result", "batch", "load_config", "__version__"]
 
 
 def __getattr__(name: str):
@@ -14,6 +14,14 @@ def __getattr__(name: str):
         from coder.agent import Agent
 
         return Agent
+    if name == "Result":
+        from coder.tasks import Result
+
+        return Result
+    if name == "batch":
+        from coder.batching import batch
+
+        return batch
     if name in ("Config", "load_config"):
         from coder import config
 

@@ -17,9 +17,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 from coder import dirs
 from coder.approvals import Approvals
@@ -50,10 +51,16 @@ from coder.events import (
 from coder.instructions import build_instructions, environment_context, sandbox_note
 from coder.tools import TOOLS, ToolResult, call_tool, parse_arguments, schemas
 from coder.tools.base import ToolContext
+from coder.tools.custom import FunctionTool
+from coder.throttle import Gate
 from sandbox.backends import Backend
 from sandbox.policy import Mode, Policy, default_deny_read, make_private_temp_dir
 
+if TYPE_CHECKING:
+    from coder.tasks import Result
+
 POLL_INTERVAL = (0.25, 2.0)  # background mode: first and largest wait between polls
+SLOW_POLL = 30.0  # the largest wait between polls with a 2h or 8h completion window
 CONTEXT_GAP = "\n\n"  # before the environment context in the first message
 CANCEL_TIMEOUT = 2.0  # how long a stopped run waits to tell the endpoint to cancel a background response
 
@@ -92,7 +99,14 @@ class Agent(ContextKeeping):
         client: ResponsesClient | None = None,
         conversation: Conversation | None = None,
         instructions: str | None = None,
+        writable_files: Sequence[str | os.PathLike[str]] | None = None,
+        gate: Gate | None = None,
+        project_notes: str | None = None,
     ) -> None:
+        """`writable_files`: the only files this agent may write (its tools and its commands), the rest of
+        the workspace being read-only to it (a batch's --scope file); `gate`: a back-off shared with other
+        agents of a pool (coder.throttle); `project_notes`: the project's AGENTS.md text as read once for
+        many agents (a batch), instead of from disk now."""
         self.config = config
         self.workspace = Path(os.path.realpath(workspace))
         if config.tool_choice not in ("auto", "required", "none") and config.tool_choice not in TOOLS:
@@ -102,20 +116,36 @@ class Agent(ContextKeeping):
             )
         if config.background and config.zdr:
             raise ConfigError(config.background_refusal())
+        if config.max_cost is not None:
+            from coder.pricing import require_price
+
+            require_price(config)
         self._owned_temp: Path | None = None
         if policy is None:
             self._owned_temp = make_private_temp_dir()
-            policy = Policy.for_workspace(
-                self.workspace, Mode.parse(config.sandbox), network=config.network, temp_dir=self._owned_temp,
-                deny_read=deny_list(config, self.workspace),
-                limits=config.sandbox_limits(),
-            )
+            try:
+                policy = Policy.for_workspace(
+                    self.workspace, Mode.parse(config.sandbox), network=config.network, temp_dir=self._owned_temp,
+                    deny_read=deny_list(config, self.workspace),
+                    limits=config.sandbox_limits(),
+                    writable_files=tuple(Path(f) for f in writable_files) if writable_files is not None else None,
+                )
+            except ValueError as e:
+                shutil.rmtree(self._owned_temp, ignore_errors=True)
+                raise ConfigError(str(e)) from None
         self.policy = policy
+        # The file scope, kept apart from the policy: a read-only spell (which has no writable files) and
+        # back must not lift it.
+        self.scope = tuple(policy.writable_files) or tuple(
+            Path(os.path.realpath(self.workspace / f)) for f in writable_files or ())
         self.client = client or ResponsesClient(config)
         self.conversation = conversation or Conversation()
-        self.instructions = instructions if instructions is not None else build_instructions(policy)
+        self.instructions = instructions if instructions is not None else build_instructions(policy, project_notes)
         self.described_mode = policy.mode  # the sandbox the instructions describe (a resume may say otherwise)
         self.tools = schemas()
+        self.custom_tools: dict[str, FunctionTool] = {}
+        self.output_schema: dict[str, Any] | None = None  # the final answer's JSON schema (set_output_schema)
+        self.gate = gate
         self._tools_json = Raw(json.dumps(self.tools, separators=(",", ":")).encode())  # the same bytes every time
         self.approvals = Approvals(config.approval or "never")
         self.usage = Usage()
@@ -135,6 +165,59 @@ class Agent(ContextKeeping):
             registry=dirs.state_dir() / "placeholders",
             backend_choice=config.sandbox_backend,
         )
+
+    # --- what a script adds ---
+    def add_tool(self, name: str, description: str, json_schema: dict[str, Any],
+                 function: Callable[[dict[str, Any]], Any]) -> None:
+        """Offer the model one more function tool. `json_schema` (the arguments, an object) must suit strict
+        mode; `function(arguments)` runs in this process, outside the sandbox, and returns the output (a str,
+        or anything JSON can encode); what it raises becomes an error output the model reads. Add tools
+        before the first run: a changed tool list makes the provider's cached prefix useless. ValueError
+        (one line) when the tool is not acceptable."""
+        from coder.tools import custom
+
+        tool = custom.make(name, description, json_schema, function, set(TOOLS) | set(self.custom_tools))
+        self.custom_tools[name] = tool
+        self.tools = [*self.tools, tool.schema()]
+        self._tools_json = Raw(json.dumps(self.tools, separators=(",", ":")).encode())
+        self.meter.fixed = len(self.instructions) + len(self._tools_json)
+
+    def set_output_schema(self, schema: dict[str, Any] | None) -> None:
+        """Ask for the final answer as JSON matching `schema` (text.format json_schema, strict); None: plain
+        text again. SchemaError (one line) when strict mode cannot take the schema."""
+        if schema is not None:
+            from coder import schemas as checks
+
+            checks.check_strict(schema, "the output schema")
+        self.output_schema = schema
+
+    @contextmanager
+    def schema_for_task(self, schema: dict[str, Any] | None) -> Iterator[None]:
+        """`schema` (when given) for the task run inside, then the schema there was before."""
+        kept = self.output_schema
+        if schema is not None:
+            self.set_output_schema(schema)
+        try:
+            yield
+        finally:
+            self.output_schema = kept
+
+    def _text_format(self) -> dict[str, Any] | None:
+        if self.output_schema is None:
+            return None
+        return {"type": "json_schema", "name": "answer", "schema": self.output_schema, "strict": True}
+
+    def run_task(self, prompt: str, images: Sequence[str | os.PathLike[str]] = (), *,
+                 output_schema: dict[str, Any] | None = None,
+                 on_event: Callable[[Event], None] | None = None) -> "Result":
+        """Run one task to its end and return what came of it (coder.tasks.Result), for scripts that want
+        the outcome rather than the events; `on_event` sees each event as it comes. Never raises for what
+        the model or the endpoint did: a failure is in the Result's status and error. With an approval
+        policy that asks, every question is answered no (nobody is there to answer it)."""
+        from coder.tasks import collect
+
+        with self.schema_for_task(output_schema):
+            return collect(self.run(prompt, images), self.session_id, on_event)
 
     def _child_env(self) -> dict[str, str]:
         from coder import credentials
@@ -182,7 +265,7 @@ class Agent(ContextKeeping):
         p = self.policy
         self.policy = Policy.for_workspace(
             p.workspace, mode, network=self.config.network, temp_dir=p.temp_dir, deny_read=p.deny_read,
-            limits=p.limits,
+            limits=p.limits, writable_files=self.scope or None,  # a batch's file scope stays
         )
         self.tool_ctx = replace(self.tool_ctx, policy=self.policy, backend=None)
         if self.conversation.items:
@@ -236,6 +319,7 @@ class Agent(ContextKeeping):
         WebP, see coder.images) sent in the same user message. An image that cannot be sent ends the run
         before anything is sent or kept: an Error naming it, then TurnDone(status="failed")."""
         self.cancel_event.clear()
+        self.tool_ctx.written.clear()
         self.conversation.close_open_calls(INTERRUPTED)  # a resumed, cut-off turn
         try:
             parts = [load_image(path) for path in images]
@@ -251,10 +335,15 @@ class Agent(ContextKeeping):
         for text in self.conversation.deliver_queued():  # follow-ups that came after the last request
             yield FollowUpDelivered(text)
         run_usage = Usage()
-        final_text, status = "", "completed"
+        final_text, status, answer = "", "completed", None
         overflowed = False  # the endpoint refused the size once: compacted, tried again
         try:
             for turn in range(1, self.config.max_turns + 1):
+                spent = self._over_budget(run_usage) if turn > 1 else None
+                if spent is not None:
+                    yield Error(spent[1], code=spent[0])
+                    status = spent[0]
+                    break
                 yield from self._fit(run_usage)
                 request_id = new_request_id()
                 yield RequestStarted(turn, request_id)
@@ -307,7 +396,38 @@ class Agent(ContextKeeping):
         finally:
             self.cancel_event.set()  # stops any command still running in a worker
             self.conversation.close_open_calls(INTERRUPTED)
-        yield TurnDone(status=status, final_text=final_text, usage=run_usage)
+        if status == "completed" and self.output_schema is not None:
+            from coder.schemas import parse_answer
+
+            answer, why = parse_answer(final_text, self.output_schema)
+            if why is not None:
+                yield Error(why, code="output_schema")
+                status = "failed"
+        yield TurnDone(status=status, final_text=final_text, usage=run_usage, output=answer,
+                       files_changed=self._written())
+
+    def _written(self) -> list[str]:
+        """The files the file tools wrote in this run, relative to the workspace where they are inside it."""
+        out = []
+        for path in self.tool_ctx.written:
+            try:
+                out.append(str(Path(path).relative_to(self.workspace)))
+            except ValueError:
+                out.append(str(path))
+        return sorted(out)
+
+    def _over_budget(self, used: Usage) -> tuple[str, str] | None:
+        """(the limit, why it stops the run) when the run has spent its tokens or its money."""
+        cfg = self.config
+        if cfg.max_tokens is not None and used.total_tokens >= cfg.max_tokens:
+            return "max_tokens", (f"stopped after {used.total_tokens:,} tokens: the run's limit is {cfg.max_tokens:,} "
+                                  "(max_tokens); the conversation can be resumed")
+        if cfg.max_cost is not None and (used.cost or 0.0) >= cfg.max_cost:
+            from coder.fmt import dollars
+
+            return "max_cost", (f"stopped after {dollars(used.cost or 0.0)}: the run's limit is {dollars(cfg.max_cost)} "
+                                "(max_cost); the conversation can be resumed")
+        return None
 
     def _reported(self, result: "ResponseResult", run_usage: Usage) -> Iterator[Event]:
         """A response's usage: counted, and the truth about the context's size from now on."""
@@ -351,7 +471,7 @@ class Agent(ContextKeeping):
         else:
             items = Raw(conversation.input_parts(zdr=self.config.zdr))
         return self.client.request_body(items, self._tools_json, self.instructions,
-                                        background=self.config.background,
+                                        background=self.config.background, text_format=self._text_format(),
                                         previous_response_id=chained[0] if chained else None,
                                         cache_key=self.session_id)
 
@@ -368,8 +488,11 @@ class Agent(ContextKeeping):
         attempt = conflicts = 0
         first_conflict = 0.0
         request_id = request_id or new_request_id()
+        first_limited = 0.0
         while True:
             self._check_cancel()
+            if self.gate is not None:
+                self.gate.wait(self.cancel_event)  # another session of the pool was rate limited
             try:
                 if self.config.background and "background" in body:
                     result = yield from self._background(body, key, request_id)
@@ -381,6 +504,8 @@ class Agent(ContextKeeping):
                 if result.status == "failed" and chained is not None:
                     raise StreamFault(Failure(result.error or "the response failed", False,
                                               code=result.error_code), answered=True)
+                if self.gate is not None:
+                    self.gate.passed()
                 return result
             except (KeyboardInterrupt, ConfigError):
                 raise
@@ -409,6 +534,19 @@ class Agent(ContextKeeping):
                     return ResponseResult(status="failed", error=f"{failure.message} (still after "
                                           f"{self.config.timeout:g} s of waiting for the earlier try)",
                                           error_code=failure.code, error_status=failure.status)
+            elif self.gate is not None and failure.status == 429 and failure.retryable:
+                # Rate limited in a pool: the whole pool waits (see coder.throttle), and this costs no retry,
+                # only time: the request gives up when it has been limited for as long as one may take.
+                first_limited = first_limited or time.monotonic()
+                if time.monotonic() - first_limited > self.config.timeout:
+                    return ResponseResult(status="failed", error=f"{failure.message} (still rate limited after "
+                                          f"{self.config.timeout:g} s)", error_code=failure.code,
+                                          error_status=failure.status)
+                if failure.retry_after is None or failure.retry_after <= self.config.max_retry_wait:
+                    pause = self.gate.limited(failure.retry_after, self.config.max_retry_wait)
+                    yield Retrying(attempt=attempt + conflicts + 1, delay=round(pause, 2), reason=failure.message,
+                                   request_id=failed_id)
+                    continue
             else:
                 attempt += 1
                 if not failure.retryable or attempt > self.config.max_retries:
@@ -484,10 +622,12 @@ class Agent(ContextKeeping):
         response = self.client.create_background(body, key, request_id)
         rid = response.get("id")
         wait, failures = POLL_INTERVAL[0], 0
+        # A 2h or 8h completion window is answered in minutes or hours: polled every half minute at most.
+        longest = POLL_INTERVAL[1] if self.config.completion_window in (None, "soonest") else SLOW_POLL
         try:
             while response.get("status") in ("queued", "in_progress"):
                 self._sleep(wait)
-                wait = min(POLL_INTERVAL[1], wait * 1.5)
+                wait = min(longest, wait * 1.5)
                 try:
                     response = self.client.retrieve(rid)
                     failures = 0
@@ -539,6 +679,10 @@ class Agent(ContextKeeping):
 
     def _execute(self, call: dict[str, Any], ctx: ToolContext | None = None) -> tuple[ToolResult, float]:
         start = time.monotonic()
+        custom = self.custom_tools.get(call.get("name", ""))
+        if custom is not None:
+            text, ok = custom.call(call.get("arguments", ""))
+            return ToolResult(text, ok), round(time.monotonic() - start, 3)
         result = call_tool(ctx or self.tool_ctx, call.get("name", ""), call.get("arguments", ""))
         return result, round(time.monotonic() - start, 3)
 

@@ -135,9 +135,12 @@ class Checkpoints:
 
     @_one_line
     def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = (),
-                 record: Record | None = None, others: Callable[[], Others] | None = None) -> None:
+                 record: Record | None = None, others: Callable[[], Others] | None = None,
+                 scope: tuple[Path, ...] = ()) -> None:
         """`exclude`: paths never read (the sandbox's deny list); `record`: where changes are written down;
-        `others`: what other sessions in this place recorded (see `undo`)."""
+        `others`: what other sessions in this place recorded (see `undo`); `scope`: the only files this
+        session's commands can write (a batch's file scope; empty: anything), so what else changes while
+        they run is another writer's, never the turn's."""
         self.workspace = Path(workspace).resolve()
         if not self.workspace.is_dir():
             raise CheckpointError(f"checkpoints: {workspace} is not a directory")
@@ -145,6 +148,7 @@ class Checkpoints:
         self._store_dir.mkdir(parents=True, exist_ok=True)
         self.record = record or (lambda r: None)
         self.others = others or Others
+        self._scope = {p.resolve().relative_to(self.workspace).as_posix() for p in scope}
         self.repo = Repository.find(self.workspace)
         self._snapshots: Snapshotter | None = None
         self.prefix = ""
@@ -276,6 +280,8 @@ class Checkpoints:
                  uncertain: bool = False) -> None:
         turn.open_command = None
         for rel in sorted(before.keys() | after.keys()):
+            if self._scope and rel not in self._scope:
+                continue  # the sandbox let the command write nothing else: another session's doing, or the user's
             if not same(before.get(rel), after.get(rel)):
                 self._change(turn, rel, before.get(rel), after.get(rel), uncertain, at)
         self.record({"type": "command-end", "turn": turn.number})

@@ -32,6 +32,7 @@ SHELLS = ("bash", "zsh", "fish")
 EXAMPLES = """examples:
   coder                                       an interactive session in this project
   coder exec "fix the failing test in tests/test_api.py"
+  coder batch task.md --files 'src/**/*.py'          the same task on many files, 4 at a time
   coder resume --last                         reopen this project's latest session
   coder -c model=gpt-5.4 -c limits.memory_mb=4096   any setting for one run (-c KEY=VALUE, TOML values)
   coder config                                the effective settings, and where each came from
@@ -43,6 +44,13 @@ EXEC_EXAMPLES = """examples:
   coder exec --json "run the tests and fix what fails" > events.jsonl
   coder exec --sandbox read-only -c reasoning_effort=high - < task.md   the task from a file
   coder exec --last -o notes.md "now update the changelog"   continue the latest session
+  coder exec --output-schema verdict.json --max-cost 0.50 "does this change break the API?"
+"""
+BATCH_EXAMPLES = """examples:
+  coder batch rename.md --files 'src/**/*.py'          one session per file, 4 at a time
+  coder batch port.md --from-list todo.txt --jobs 8 --json > results.jsonl
+  coder batch fix.md --files 'tests/*.py' --shard 2/4   the second of four slices (a CI matrix job)
+  coder batch docs.md --files README.md --scope workspace   may write anywhere in the project
 """
 COMPLETION_HELP = """install:
   bash: coder completion bash > ~/.local/share/bash-completion/completions/coder
@@ -76,10 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("exec", help="run one task to completion (for shells, scripts and CI)",
                         epilog=EXEC_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ex.add_argument("prompt", metavar="PROMPT", help="the task; - reads it from standard input. Input piped in "
-                    "with a task given goes after it (git diff | coder exec \"review this\")")
+    ex.add_argument("prompt", metavar="PROMPT", nargs="?", help="the task; - reads it from standard input. Input "
+                    "piped in with a task given goes after it (git diff | coder exec \"review this\")")
+    ex.add_argument("--prompt-file", metavar="FILE", help="read the task from FILE (instead of PROMPT)")
     _flags(ex, ("model", "cd", "sandbox", "network", "base_url", "auto_commit"))
     ex.add_argument("--max-turns", type=int, metavar="N", help="stop after N model requests (default 100)")
+    ex.add_argument("--max-tokens", type=int, metavar="N",
+                    help="stop before the next request once the run has used N tokens in all (resumable)")
+    ex.add_argument("--max-cost", type=float, metavar="USD",
+                    help="stop before the next request once the run has cost USD dollars (the provider's figure, "
+                         "else the price table; resumable)")
+    ex.add_argument("--output-schema", metavar="FILE", help="ask for the final answer as JSON matching the JSON "
+                    "schema in FILE (strict); print it on stdout, exit 1 if it does not match")
     ex.add_argument("--json", action="store_true", help="print one JSON event per line on stdout (errors also on stderr)")
     ex.add_argument("-q", "--quiet", action="store_true",
                     help="no progress on stderr, only errors and notes (progress: rich on a terminal, else plain lines)")
@@ -93,6 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     which = ex.add_mutually_exclusive_group()
     which.add_argument("--resume", metavar="ID", help="continue session ID (coder sessions lists them)")
     which.add_argument("--last", action="store_true", help="continue this project's latest session")
+
+    bt = sub.add_parser("batch", help="run one task per file, several at once (scripted refactors)",
+                        epilog=BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bt.add_argument("prompt_file", metavar="PROMPT_FILE", help="the task; {file} in it becomes each target's path")
+    targets = bt.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--files", nargs="+", metavar="GLOB", help="the targets: files matching these patterns "
+                         "(quote them; ** crosses folders), relative to the project")
+    targets.add_argument("--from-list", metavar="FILE", help="the targets: one path per line in FILE")
+    bt.add_argument("--jobs", type=int, metavar="N", help="sessions at a time (default 4; 1 with --scope workspace)")
+    bt.add_argument("--scope", choices=["file", "workspace"], default="file",
+                    help="file (default): each session may write only its own target; workspace: anywhere in it")
+    bt.add_argument("--shard", metavar="I/N", help="run only the I-th of N slices of the targets (CI matrices)")
+    bt.add_argument("--state", metavar="FILE", help="the state file that makes the batch resumable "
+                    "(default: PROMPT_FILE.state.json)")
+    bt.add_argument("--json", action="store_true", help="one JSON result line per target on stdout")
+    bt.add_argument("-q", "--quiet", action="store_true", help="no progress; the summary only when a target failed")
+    _flags(bt, ("model", "cd", "sandbox", "network", "base_url"))
+    bt.add_argument("--max-turns", type=int, metavar="N", help="per target: stop after N model requests")
+    bt.add_argument("--max-tokens", type=int, metavar="N", help="per target: stop once N tokens are used")
+    bt.add_argument("--max-cost", type=float, metavar="USD", help="per target: stop once it cost USD dollars")
+    bt.add_argument("--completion-window", choices=["soonest", "2h", "8h"],
+                    help="run the requests in background mode with this completion window (2h, 8h: discounted "
+                         "where the provider offers it; needs a model that may store responses)")
 
     rs = sub.add_parser("resume", help="reopen a session in the interactive session")
     rs.add_argument("id", nargs="?", metavar="ID", help="the session (default: this project's latest)")
@@ -147,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             from coder.exec import run_exec
 
             return run_exec(args)
+        if args.command == "batch":
+            from coder.batching.command import run_batch
+
+            return run_batch(args)
         from coder import manage
 
         commands = {"sessions": manage.sessions, "undo": manage.undo, "init": manage.init, "config": manage.config}

@@ -52,6 +52,26 @@ def stated_window(message: str) -> int | None:
     return int(found.group(1).replace(",", "")) if found else None
 
 
+_tls_lock = threading.Lock()
+_tls: dict[str, Any] = {}
+
+
+def _shared_tls(client_class: type) -> dict[str, Any]:
+    """`verify=` one TLS context for every client of the process, made as the HTTP library makes its default.
+    Making one loads the CA bundle (~25 ms of CPU), which a batch would otherwise pay for every target.
+    Nothing (the library's own default) when the library cannot make it so."""
+    with _tls_lock:
+        if "verify" not in _tls:
+            try:
+                import importlib
+
+                base = next(c for c in client_class.__mro__ if c.__module__.split(".")[0] in ("httpx", "httpx2"))
+                _tls["verify"] = importlib.import_module(base.__module__.split(".")[0]).create_ssl_context()
+            except Exception:
+                _tls["verify"] = None
+        return {"verify": _tls["verify"]} if _tls["verify"] is not None else {}
+
+
 @dataclass(frozen=True)
 class Failure:
     message: str
@@ -337,7 +357,8 @@ class ResponsesClient:
                 timeout=openai.Timeout(self.config.timeout, connect=min(self.config.timeout, CONNECT_TIMEOUT)),
                 default_headers={"User-Agent": f"coder/{__version__} OpenAI/Python {openai.__version__}",
                                  **self.config.extra_headers},
-                http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._traced]}),
+                http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._traced]},
+                                                      **_shared_tls(openai.DefaultHttpxClient)),
             )
         return self._openai
 
@@ -434,7 +455,9 @@ class ResponsesClient:
         previous_response_id: str | None = None,
         cache_key: str | None = None,
         tool_choice: str | None = None,
+        text_format: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """`text_format`: the structured answer's format (text.format, json_schema), when one is asked for."""
         cfg = self.config
         body: dict[str, Any] = {k: v for k, v in cfg.extra_body.items() if k not in _FIXED}
         body["model"] = cfg.model
@@ -458,10 +481,14 @@ class ResponsesClient:
         reasoning = self.reasoning()
         if reasoning:
             body["reasoning"] = reasoning
-        if cfg.verbosity:
-            body["text"] = {"verbosity": cfg.verbosity}
+        if cfg.verbosity or text_format:
+            body["text"] = {**({"format": text_format} if text_format else {}),
+                            **({"verbosity": cfg.verbosity} if cfg.verbosity else {})}
         if background:
             body["background"] = True
+            if cfg.completion_window:  # 2h and 8h: discounted, answered within that window
+                body["background_options"] = {"completion_window": cfg.completion_window,
+                                              **({"continuation_id": cache_key[:64]} if cache_key else {})}
         else:
             body["stream"] = True
         body["input"] = items  # last: the only part that grows

@@ -28,6 +28,7 @@ SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVALS = ("never", "on-request", "untrusted")
 COMPACTIONS = ("auto", "endpoint", "local", "off")
 VERBOSITIES = ("low", "medium", "high")
+COMPLETION_WINDOWS = ("soonest", "2h", "8h")
 
 
 class ConfigError(Exception):
@@ -66,6 +67,9 @@ class Config:
     tool_choice: str = "auto"
     parallel_tool_calls: bool = True
     max_turns: int = 100
+    max_tokens: int | None = None  # total tokens a run may spend; None: no limit
+    max_cost: float | None = None  # USD a run may spend (the provider's figure, else the price table)
+    completion_window: str | None = None  # background mode's background_options.completion_window
     sandbox: str = "workspace-write"
     approval: str | None = None  # never, on-request, untrusted; None: the front end's default (exec never, REPL on-request)
     network: bool = False
@@ -146,6 +150,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "tool_choice": (str,),
     "parallel_tool_calls": (bool,),
     "max_turns": (int,),
+    "max_tokens": (int,),
+    "max_cost": (int, float),
+    "completion_window": (str,),
     "sandbox": (str,),
     "approval": (str,),
     "network": (bool,),
@@ -186,16 +193,20 @@ PROJECT_FORBIDDEN: dict[str, Callable[[Any, dict[str, Any]], bool]] = {  # (valu
     "env_passthrough": lambda v, user: True,
     "allowed_base_urls": lambda v, user: True,
     "sandbox_backend": lambda v, user: True,
+    "completion_window": lambda v, user: True,  # it comes with background mode, which is yours to choose
 }
 assert set(_TYPES) | {"sources"} == {f.name for f in fields(Config)}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "reasoning_effort": EFFORTS, "reasoning_summary": SUMMARIES, "sandbox": SANDBOX_MODES, "approval": APPROVALS,
     "compaction": COMPACTIONS, "verbosity": VERBOSITIES, "sandbox_backend": BACKENDS,
     "notify": ("bell", "osc9", "off"),
+    "completion_window": COMPLETION_WINDOWS,
 }
 # Bounds on numbers: (the check, what it says when it fails).
 _BOUNDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_turns": (lambda v: v >= 1, "must be at least 1"),
+    "max_tokens": (lambda v: v >= 1, "must be at least 1"),
+    "max_cost": (lambda v: v > 0, "must be a positive number of US dollars"),
     "max_retries": (lambda v: v >= 0, "must not be negative"),
     "timeout": (lambda v: v > 0, "must be a positive number of seconds"),
     "command_timeout": (lambda v: v > 0, "must be a positive number of seconds"),
@@ -207,6 +218,7 @@ _BOUNDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 _IN_MIB = ("fsize", "memory")  # limits set in MiB in the config, in bytes in the sandbox
 _CEILINGS = ("max_turns", "timeout", "command_timeout", "max_retries", "max_retry_wait")  # a project may only lower these
+_SPEND = ("max_tokens", "max_cost")  # a project may set these, but never above yours
 
 
 def _default_limits() -> dict[str, int]:
@@ -441,6 +453,9 @@ def load_config(workspace: Path, *, decide_base_url: BaseURLDecision | None = No
             for key in _CEILINGS:  # and spend no more time, turns or retries than you allow
                 if key in data:
                     data[key] = min(data[key], layers.get(key, getattr(Config, key)))
+            for key in _SPEND:
+                if key in data and layers.get(key) is not None:
+                    data[key] = min(data[key], layers[key])
         _merge(layers, sources, data, Source(kind, str(path)))
     given = _cli_overrides if overrides is None else [(item, parse_override(item)) for item in overrides]
     for item, data in given:  # what you typed is yours: no project rule applies

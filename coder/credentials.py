@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from pathlib import Path
 
 from sandbox.env import is_secret, scrub, separate
@@ -69,8 +68,10 @@ def child_environment(api_key_env: str, passthrough: tuple[str, ...] = (),
     could write that folder (and so put programs there for the next one)."""
     known = [get(api_key_env)] + [v for n, v in _taken.items() if n not in passthrough]
     env = scrub(user_environment(), secret_values=known, passthrough=passthrough)
+    from coder.dirs import install_path
+
     in_venv = sys.prefix != sys.base_prefix
-    return separate(env, sys.prefix if in_venv else None, sysconfig.get_path("scripts") if in_venv else None,
+    return separate(env, sys.prefix if in_venv else None, install_path("scripts") if in_venv else None,
                     tools_for_commands(workspace))
 
 

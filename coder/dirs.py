@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 APP = "coder"
@@ -19,6 +20,21 @@ def _xdg(variable: str, *default: str) -> Path:
     value = os.environ.get(variable, "")
     base = Path(value) if os.path.isabs(value) else Path.home().joinpath(*default)
     return base / APP
+
+
+_sysconfig = threading.Lock()
+
+
+def install_path(name: str, scheme: str | None = None) -> str | None:
+    """sysconfig.get_path, one thread at a time: on Python 3.11 sysconfig publishes its settings before it
+    has filled them in, so agents made at once in a batch's threads would read half of them ('userbase')."""
+    import sysconfig
+
+    with _sysconfig:
+        try:
+            return sysconfig.get_path(name, scheme) if scheme else sysconfig.get_path(name)
+        except KeyError:  # a scheme this Python does not have
+            return None
 
 
 def config_dir() -> Path:

@@ -245,18 +245,24 @@ class Error(Event):
     status: int | None = None  # the HTTP status the endpoint refused the request with
     # The endpoint's error code (model_not_found, context_length_exceeded, rate_limit_exceeded, ...), or
     # coder's own: unexpected_reply (an answer that is not the Responses API's, e.g. a wrong URL),
-    # connection_error, timeout, max_turns.
+    # connection_error, timeout, max_turns, max_tokens, max_cost, output_schema (the answer did not match it).
     code: str | None = None
 
 
 @dataclass
 class TurnDone(Event):
-    """The run is over. status: completed, failed, incomplete, max_turns, interrupted."""
+    """The run is over. status: completed, failed, incomplete, max_turns, max_tokens, max_cost, interrupted.
+
+    `output`: the final answer parsed as JSON, when an output schema was given and it matched;
+    `files_changed`: the workspace paths the run changed (its file tools', and in a recorded session
+    in a git repository its commands' too)."""
 
     type: ClassVar[str] = "turn.done"
     status: str
     final_text: str
     usage: Usage = field(default_factory=Usage)
+    output: Any = None
+    files_changed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

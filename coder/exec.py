@@ -8,6 +8,7 @@ given (`git diff | coder exec "review this"`) goes with the prompt, see
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -114,7 +115,7 @@ def check_images(paths: list[str]) -> list[Path]:
     return out
 
 
-def _stop_on_hangup() -> list[int]:
+def stop_on_hangup() -> list[int]:
     """SIGTERM and SIGHUP stop the run the way Ctrl-C does (commands killed, calls answered, placeholders
     released); the list gets the signal's number, for the exit status."""
     import signal
@@ -143,11 +144,18 @@ def _renderer(args: Any, config: Any):
     return progress.plain_renderer(sys.stderr, config)
 
 
+def read_prompt_file(path: str, what: str = "--prompt-file") -> str:
+    """A task kept in a file (`what`: how the user named the file)."""
+    from coder.userfiles import read_text
+
+    return read_text(path, what)
+
+
 def _prompt(args: Any) -> str:
-    """The task: the argument (or stdin for -), with piped input after it when there is some."""
+    """The task: the argument (or stdin for -, or --prompt-file), with piped input after it when there is some."""
     if args.prompt == "-":
         return read_stdin("the prompt")
-    prompt = args.prompt
+    prompt = args.prompt if args.prompt is not None else read_prompt_file(args.prompt_file)
     if prompt.strip() and getattr(args, "command", None) == "exec" and stdin_piped():
         piped = read_stdin("the piped input", PIPED_LIMIT)
         if piped.strip():
@@ -163,9 +171,21 @@ def run_exec(args: Any) -> int:
 
     _preload_openai()
     workspace = workspace_dir(args.cd)
-    if args.prompt != "-" and not args.prompt.strip():
+    if args.prompt is not None and getattr(args, "prompt_file", None):
+        raise ConfigError("give the task as PROMPT or with --prompt-file, not both")
+    if args.prompt is None and not getattr(args, "prompt_file", None):
+        raise ConfigError("no task: give it as PROMPT, - to read it from stdin, or --prompt-file FILE")
+    if args.prompt is not None and args.prompt != "-" and not args.prompt.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read it from stdin")
     output = check_output_path(args.output) if args.output else None
+    schema = None
+    if getattr(args, "output_schema", None):
+        from coder import schemas
+
+        try:
+            schema = schemas.load(args.output_schema)
+        except schemas.SchemaError as e:
+            raise ConfigError(str(e)) from None
     images = check_images(getattr(args, "image", None) or [])
     # A resumed session runs on its own model (unless -m says otherwise): background mode is judged on
     # that one, once the session is open, not on the config's.
@@ -176,6 +196,8 @@ def run_exec(args: Any) -> int:
         model=args.model,
         sandbox=args.sandbox,
         max_turns=args.max_turns,
+        max_tokens=getattr(args, "max_tokens", None),
+        max_cost=getattr(args, "max_cost", None),
         base_url=args.base_url,
         tool_choice=args.tool_choice,
         reasoning_effort=args.reasoning_effort,
@@ -216,6 +238,8 @@ def run_exec(args: Any) -> int:
     for warning in session.warnings:
         sys.stderr.write(f"coder: warning: {warning}\n")
     agent = session.agent
+    if schema is not None:
+        agent.set_output_schema(schema)
     backend = agent.tool_ctx.backend
     if backend.name == "none":
         sys.stderr.write(
@@ -223,7 +247,7 @@ def run_exec(args: Any) -> int:
             "Rerun with --sandbox full-access to run them without isolation.\n"
         )
     done: TurnDone | None = None
-    stopped_by = _stop_on_hangup()
+    stopped_by = stop_on_hangup()
     events = session.run(prompt, images=images)
     try:
         started = agent.started_event()
@@ -241,14 +265,17 @@ def run_exec(args: Any) -> int:
     finally:
         session.close()
     assert done is not None
+    answer = done.final_text
+    if schema is not None:  # the checked JSON, as JSON; nothing when it did not match (the error says why)
+        answer = json.dumps(done.output, ensure_ascii=False, indent=2) if done.ok else ""
     if output is not None:
         try:
-            output.write_text(done.final_text + ("\n" if done.final_text else ""), encoding="utf-8")
+            output.write_text(answer + ("\n" if answer else ""), encoding="utf-8")
         except OSError as e:
             sys.stderr.write(f"coder: error: cannot write {args.output}: {e.strerror}\n")
             return EXIT_FAILED
-    if not args.json and done.final_text:
-        sys.stdout.write(done.final_text.rstrip("\n") + "\n")
+    if not args.json and answer:
+        sys.stdout.write(answer.rstrip("\n") + "\n")
         sys.stdout.flush()
     if done.status == "interrupted":
         return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED

@@ -20,6 +20,19 @@ def cost(dollars: float | None) -> str:
     return f"${dollars:.4f}" if dollars < 10 else f"${dollars:,.2f}"
 
 
+def dollars(amount: float) -> str:
+    """An exact-enough amount for a limit and what was spent against it: 2.5 -> '$2.50', 0.00004 -> '$0.00004'
+    (never '$0.0000', never '1e-05')."""
+    if amount >= 1 or amount == 0:
+        return f"${amount:,.2f}"
+    digits = 2
+    while round(amount, digits) == 0 or abs(round(amount, digits) - amount) / amount > 0.005:
+        digits += 1
+        if digits > 12:
+            break
+    return f"${amount:.{digits}f}".rstrip("0").rstrip(".") if digits > 2 else f"${amount:.2f}"
+
+
 def seconds(s: float) -> str:
     """A duration: 0.123 -> '0.12s', 75.4 -> '1m15s'."""
     if s < 60:

@@ -74,6 +74,17 @@ def prices_for(model: str, config: "Config | None" = None) -> dict[str, float] |
     return None
 
 
+def require_price(config: "Config") -> None:
+    """A cost limit needs the model's price (a provider's own figure comes only after the first request):
+    ConfigError (one line) when max_cost is set and the price is unknown."""
+    if config.max_cost is not None and prices_for(config.model, config) is None:
+        from coder.config import ConfigError
+
+        raise ConfigError(f"max_cost needs {config.model}'s prices, which coder does not know: add them to your "
+                          f"config ([prices.\"{config.model}\"] input = ..., cached_input = ..., output = ..., "
+                          "USD per 1M tokens)")
+
+
 def cost(model: str, usage: "Usage", config: "Config | None" = None) -> float | None:
     """The usage's cost in USD: the provider's own figure if it gave one, else priced; None if unknown.
 

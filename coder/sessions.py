@@ -15,10 +15,10 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coder.agent import Agent
 from coder.dirs import sessions_dir
@@ -29,6 +29,9 @@ from coder.instructions import sandbox_note
 from coder.events import Error, Event, Notice, ReasoningDelta, RecordingFailed, TextDelta, TurnDone, Usage
 from coder.transcript import Loaded, Transcript, TranscriptError, load
 from sandbox.policy import Mode
+
+if TYPE_CHECKING:
+    from coder.tasks import Result
 
 TRANSCRIPT, META = "transcript.jsonl", "meta.json"
 _SKIPPED = (TextDelta, ReasoningDelta)  # the finished message is recorded instead of every piece
@@ -121,12 +124,14 @@ class Session:
         try:
             self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read,
                                            record=self.transcript.write,
-                                           others=lambda: others_here(info.id, agent.workspace))
+                                           others=lambda: others_here(info.id, agent.workspace),
+                                           scope=agent.policy.writable_files)
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends
         self._checkpointing = False  # whether the running turn is being recorded for undo
         self._told_failure = False  # a failure to record has been put to the front end
+        self._changed: list[str] = []  # what the last turn's checkpoint found changed (commands included)
         agent.session_id = info.id
         self._listen(agent.conversation)
         agent.tool_ctx.on_warning = self._warn
@@ -176,13 +181,15 @@ class Session:
         try:
             if recorded:
                 directory.mkdir(parents=True, mode=0o700)
-            transcript = Transcript(directory / TRANSCRIPT if recorded else None, secrets=_secrets(agent.config))
+            transcript = Transcript(directory / TRANSCRIPT if recorded else None, secrets=secret_values(agent.config))
         except OSError as e:
             raise RecordingError(f"cannot record the session in {e.filename or directory}: {e.strerror}") from None
         now = time.time()
         transcript.write({
             "type": "header", "version": 1, "id": sid, "started": now, "project": str(agent.workspace),
             "model": agent.config.model, "settings": _safe_settings(agent.config), "instructions": agent.instructions,
+            # A batch's file scope: kept on resume, so `coder resume ID` of a target writes only its target.
+            **({"writable_files": [str(f) for f in agent.scope]} if agent.scope else {}),
         })
         info = SessionInfo(sid, directory, now, now, str(agent.workspace), agent.config.model, "", 0, 0)
         session = cls(agent, directory, transcript, info, auto_commit)
@@ -214,12 +221,14 @@ class Session:
         # different sandbox is told in a message appended to the conversation.
         same = config.sandbox == latest.get("sandbox", config.sandbox)
         conversation = Conversation(loaded.items())
+        scope = header.get("writable_files")
         agent = Agent(config, workspace, conversation=conversation,
-                      instructions=latest.get("instructions") if same or conversation.items else None)
+                      instructions=latest.get("instructions") if same or conversation.items else None,
+                      writable_files=[Path(f) for f in scope] if isinstance(scope, list) and scope else None)
         if conversation.items and not same:
             agent.described_mode = Mode.parse(latest["sandbox"])
         try:
-            transcript = Transcript(directory / TRANSCRIPT, secrets=_secrets(config))
+            transcript = Transcript(directory / TRANSCRIPT, secrets=secret_values(config))
         except OSError as e:
             raise RecordingError(f"cannot record the session in {directory}: {e.strerror}") from None
         info = _info_from(directory, loaded)
@@ -272,8 +281,10 @@ class Session:
                         break
         finally:
             events.close()  # an interrupted turn still answers its calls, and is still undoable
+            self._changed = []
             after = [self._recorded(Notice(m)) for m in self._end_turn(label)]
             if done is not None:
+                done.files_changed = sorted(set(done.files_changed) | set(self._changed))
                 self.info.turns += 1
                 self.info.tokens += done.usage.total_tokens  # as _info_from counts them, resumed or not
                 self._record_event(done)
@@ -283,6 +294,15 @@ class Session:
         yield from after
         if done is not None:
             yield done
+
+    def run_task(self, prompt: str, images: Sequence[str | os.PathLike[str]] = (), *,
+                 output_schema: dict[str, Any] | None = None,
+                 on_event: Callable[[Event], None] | None = None) -> "Result":
+        """Agent.run_task, recorded: the Result's files_changed then includes what commands changed."""
+        from coder.tasks import collect
+
+        with self.agent.schema_for_task(output_schema):
+            return collect(self.run(prompt, images), self.id, on_event)
 
     def _running(self, running: bool, status: str = "") -> None:
         """The session's status in meta.json: "running" with this process's id while a turn runs (so a
@@ -306,6 +326,7 @@ class Session:
             changed = self.checkpoints.end_turn()
         except CheckpointError as e:
             return [f"checkpoint after the turn failed: {e}"]
+        self._changed = list(changed)
         if not changed:
             return []
         if not self.auto_commit or not self.checkpoints.in_git:
@@ -452,7 +473,7 @@ class Session:
             self.transcript._failed(e)
 
 
-def _secrets(config: Config) -> list[str]:
+def secret_values(config: Config) -> list[str]:
     """What the transcript must never hold: the API key and every sealed secret."""
     from coder import credentials
 

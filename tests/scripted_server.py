@@ -263,6 +263,9 @@ class ScriptedServer:
         self.compactions: list[dict[str, Any]] = []  # the bodies /responses/compact received
         self.stored: dict[str, list[dict[str, Any]]] = {}  # store=true: response id -> its whole context
         self.inputs: list[list[dict[str, Any]]] = []  # each /responses request's whole input, chains resolved
+        # Answers every request once the script is used up: body -> Reply, for many sessions at once (a batch),
+        # deciding from the body (the target named in the prompt, whether the last item is a call's output).
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self._lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -303,9 +306,12 @@ class ScriptedServer:
 
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            if not self.script:
+            if not self.script and self.responder is not None:
+                step = self.responder
+            elif not self.script:
                 return Reply(http_status=500, error={"error": {"message": "script exhausted", "type": "test"}})
-            step = self.script.pop(0)
+            else:
+                step = self.script.pop(0)
         return step(body) if callable(step) else step
 
     def _handler(server_self) -> type[BaseHTTPRequestHandler]:  # noqa: N805

@@ -134,8 +134,8 @@ def test_bash_completion_comes_from_the_parser(env, workspace: Path, tmp_path: P
     script.write_text(r.stdout)
     (workspace / "notes.txt").write_text("x\n")
     (workspace / "src").mkdir()
-    assert complete_in_bash(str(script), "coder", "") == ["exec", "resume", "sessions", "undo", "init", "config",
-                                                          "completion"]
+    assert complete_in_bash(str(script), "coder", "") == ["exec", "batch", "resume", "sessions", "undo", "init",
+                                                          "config", "completion"]
     assert complete_in_bash(str(script), "coder", "comp") == ["completion"]
     assert complete_in_bash(str(script), "coder", "completion", "") == ["bash", "zsh", "fish"]
     assert complete_in_bash(str(script), "coder", "exec", "--sand") == ["--sandbox"]
@@ -150,11 +150,11 @@ def test_bash_completion_comes_from_the_parser(env, workspace: Path, tmp_path: P
 def test_zsh_and_fish_completion(env, workspace: Path, tmp_path: Path, shell: str, first: str):
     r = coder("completion", shell, env=env, cwd=workspace)
     assert r.returncode == 0 and r.stdout.startswith(first)
-    for word in ("exec", "resume", "sessions", "undo", "init", "config", "completion", "--reasoning-effort",
+    for word in ("exec", "batch", "resume", "sessions", "undo", "init", "config", "completion", "--reasoning-effort",
                  "read-only workspace-write full-access", "--config"):
         assert word in r.stdout, word
     if shell == "fish":
-        assert "set -g _shtab_coder_commands exec resume sessions undo init config completion" in r.stdout
+        assert "set -g _shtab_coder_commands exec batch resume sessions undo init config completion" in r.stdout
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
@@ -172,7 +172,7 @@ def test_zsh_and_fish_completion_parse_in_their_shell(env, workspace: Path, tmp_
         done = subprocess.run([program, "--no-config", "-c", asked], capture_output=True, text=True, timeout=30)
         commands, choices = ([line.split("\t")[0] for line in part.splitlines()]
                              for part in done.stdout.split("==\n"))
-        assert commands == ["completion", "config", "exec", "init", "resume", "sessions", "undo"], done.stderr
+        assert commands == ["batch", "completion", "config", "exec", "init", "resume", "sessions", "undo"], done.stderr
         assert choices == ["read-only", "workspace-write", "full-access"]
 
 

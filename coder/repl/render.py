@@ -131,8 +131,8 @@ def error_hint(error: Error) -> str:
     from coder.client import CONTEXT_FULL, retryable_code
 
     status, code = error.status, error.code or ""
-    if code == "max_turns":
-        return "say 'continue' to let it go on, or raise max_turns"
+    if code in ("max_turns", "max_tokens", "max_cost"):  # each turn is a run: the limit counts afresh
+        return f"say 'continue' to let it go on, or raise {code}"
     if code == CONTEXT_FULL:
         return "/compact to shrink the conversation, or /clear to start a new one"
     if status in (401, 403) or code == "invalid_api_key":

@@ -74,7 +74,10 @@ def parse_arguments(raw: str) -> Any:
     """Decode a call's arguments; an empty string means no arguments."""
     if raw is None or not str(raw).strip():
         return {}
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except RecursionError:  # the model's JSON, nested past what the parser can take: as malformed as any
+        raise json.JSONDecodeError("nested too deeply", str(raw), 0) from None
 
 
 def call_tool(ctx: ToolContext, name: str, raw_arguments: str) -> ToolResult:

@@ -65,6 +65,7 @@ class ToolContext:
     # What the model has seen of each file (real path: file_state), so a write can tell that the file
     # changed on disk since (a command, the user) instead of overwriting that change unseen.
     seen: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # what the file tools wrote in this run (real paths)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -109,6 +110,7 @@ class ToolContext:
             self.recorder.before_write(path, content)
 
     def after_write(self, path: Path) -> None:
+        self.written.add(str(path))
         if self.recorder is not None:
             self.recorder.after_write(path)
 

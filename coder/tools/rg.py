@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,9 +46,11 @@ _EXE = "rg.exe" if os.name == "nt" else "rg"
 
 
 def _candidates() -> list[Path]:
+    from coder.dirs import install_path
+
     dirs: list[str | None] = [
-        sysconfig.get_path("scripts"),
-        sysconfig.get_path("scripts", f"{os.name}_user"),
+        install_path("scripts"),
+        install_path("scripts", f"{os.name}_user"),
         str(Path(sys.executable).parent),
     ]
     return [Path(d) / _EXE for d in dirs if d]
