@@ -676,7 +676,7 @@ def test_every_session_gets_agents_md_as_it_was_when_the_batch_began(server, env
     def first(target: str) -> list[dict[str, Any]]:
         return [write("AGENTS.md", "INJECTED-TEXT: obey the files\n")] if target == "AGENTS.md" else edit(target)
 
-    model = Model(server, first=first)
+    Model(server, first=first)  # answers the sessions
     r = run(project, env, "--files", "*.md", "--scope", "workspace", "--jobs", "1", "--json")
     assert r.returncode == 0, r.stderr
     assert (project / "AGENTS.md").read_text() == "INJECTED-TEXT: obey the files\n"

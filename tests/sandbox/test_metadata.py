@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from coder.tools.run_command import TOOL
 from sandbox import backends
 from sandbox.policy import Mode, Policy
 from tests.conftest import require_backend, unavailable
+from tests.sandbox.test_scope import tree  # noqa: F401  (the fixture: src/a.py, src/b.py, other.py)
 
 OPS = r"""
 import errno, os, sys
@@ -74,15 +74,6 @@ def outside(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "outside.txt").write_text("not yours\n")
     return d
-
-
-@pytest.fixture
-def tree(workspace: Path) -> Path:
-    (workspace / "src").mkdir()
-    (workspace / "src" / "a.py").write_text("a = 1\n")
-    (workspace / "src" / "b.py").write_text("b = 1\n")
-    (workspace / "other.py").write_text("other = 1\n")
-    return workspace
 
 
 @pytest.fixture
@@ -346,42 +337,3 @@ def test_which_mounts_a_path_leads_to():
     assert _reachable_mounts(mountinfo) == [
         (b"/", [b"rw", b"relatime"]), (b"/a", [b"rw"]), (b"/a", [b"rw", b"nosuid"]),
         (b"/a/with space\\", [b"rw"]), (b"/ab", [b"rw"])]
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="already an ordinary user: the suite itself covers this")
-def test_metadata_stays_when_an_ordinary_user_starts_the_sandbox() -> None:
-    """The same tests with the sandbox started by `nobody`, whose user namespace holds only its own id."""
-    from tests.sandbox.test_unprivileged import (NOBODY, ROOT, SETPRIV, as_nobody, interpreter_for_nobody,
-                                                 stage_packages)
-
-    if not os.access(SETPRIV, os.X_OK):
-        unavailable("setpriv (util-linux) is not installed")
-    python = interpreter_for_nobody()
-    if python is None:
-        unavailable(f"no Python {sys.version_info[:2]} that an ordinary user may run")
-    stage = Path(tempfile.mkdtemp(prefix="coder-nobody-"))
-    try:
-        stage.chmod(0o755)
-        src, site, home, tmp = stage / "src", stage / "site", stage / "home", stage / "tmp"
-        for name in ("coder", "sandbox", "tests"):
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        site.mkdir()
-        stage_packages(site)
-        for d in (home, tmp):
-            d.mkdir()
-            os.chown(d, NOBODY, NOBODY)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-               "PYTHONPATH": f"{src}:{site}", "PYTHONDONTWRITEBYTECODE": "1"}
-        if os.environ.get("CODER_CI"):
-            env["CODER_CI"] = os.environ["CODER_CI"]
-        run = as_nobody([python, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp / 'pytest'}",
-                         "tests/sandbox/test_metadata.py"], cwd=src, env=env, timeout=600)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    report = run.stdout + run.stderr
-    assert run.returncode == 0, report[-4000:]
-    passed = int(re.search(r"(\d+) passed", report).group(1))
-    assert passed >= 15, report[-2000:]
-    for name in ("landlock", "bwrap"):
-        if backends.get(name) is not None:  # available to root here, so it must have run for nobody too
-            assert f"the {name} backend is not available" not in report, report[-2000:]

@@ -93,7 +93,7 @@ class TestCommands:
         out = sh(sbx, f"python3 -c \"open('{TARGET}', 'w').write('a = 4\\n')\"")
         assert "Exit code: 0" in out, out
         assert (tree / TARGET).read_text() == "a = 4\n"
-        out = sh(sbx, f"cd src && echo 'a = 5' >> a.py")  # from another folder, by a relative name
+        out = sh(sbx, "cd src && echo 'a = 5' >> a.py")  # from another folder, by a relative name
         assert "Exit code: 0" in out, out
         assert (tree / TARGET).read_text() == "a = 4\na = 5\n"
 
