@@ -56,6 +56,7 @@ def check_strict(schema: Any, what: str) -> None:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
         _walk(schema, what, "$")
+        _check_refs(schema, schema, what)
     except jsonschema.SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "the root"
         raise SchemaError(f"{what}: not a valid JSON Schema at {where}: {e.message}") from None
@@ -88,6 +89,27 @@ def _walk(node: Any, what: str, where: str) -> None:
     for key in ("items", "anyOf"):
         if key in node:
             _walk(node[key], what, f"{where}.{key}")
+
+
+def _check_refs(node: Any, root: dict[str, Any], what: str) -> None:
+    """Every $ref is local (#/$defs/...) and leads to a part of the schema (the provider refuses others)."""
+    if isinstance(node, list):
+        for item in node:
+            _check_refs(item, root, what)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        if not ref.startswith("#"):
+            raise SchemaError(f"{what}: $ref {ref!r}: only references inside the schema (#/$defs/NAME) are supported")
+        target: Any = root
+        for part in [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p]:
+            if not isinstance(target, dict) or part not in target:
+                raise SchemaError(f"{what}: $ref {ref!r} leads nowhere (no {part!r} there)")
+            target = target[part]
+    for value in node.values():
+        _check_refs(value, root, what)
 
 
 def mismatch(instance: Any, schema: dict[str, Any]) -> str | None:

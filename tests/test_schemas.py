@@ -182,3 +182,11 @@ def test_load_reads_and_checks_a_file(tmp_path: Path):
     with pytest.raises(SchemaError) as e:
         load(tmp_path / "missing.json")
     assert str(e.value) == f"--output-schema {tmp_path / 'missing.json'}: cannot read: No such file or directory"
+
+
+def test_a_reference_must_lead_to_a_part_of_the_schema():
+    message = refusal(broken(["properties", "findings", "items"], "$ref", "#/$defs/findnig"))
+    assert message == "the schema: $ref '#/$defs/findnig' leads nowhere (no 'findnig' there)"
+    message = refusal(broken(["properties", "findings", "items"], "$ref", "https://example.com/finding.json"))
+    assert message == ("the schema: $ref 'https://example.com/finding.json': only references inside the schema "
+                       "(#/$defs/NAME) are supported")

@@ -24,11 +24,12 @@ class BatchReport:
     interrupted: bool = False
     rate_limited: int = 0  # 429s met (the pool slowed down for each)
     usage: Usage = field(default_factory=Usage)
+    state_error: str | None = None  # the state file could not be written (so a re-run would redo work)
 
     @property
     def ok(self) -> bool:
-        """Every target succeeded (in this run or an earlier one)."""
-        return not self.interrupted and all(r.ok for r in self.results)
+        """Every target succeeded (in this run or an earlier one), and the state file says so."""
+        return not self.interrupted and self.state_error is None and all(r.ok for r in self.results)
 
     @property
     def failed(self) -> list[TargetResult]:
@@ -158,4 +159,5 @@ def run(runner: Batch, on_loaded: Callable[[Batch], None] | None = None) -> Batc
         results = runner.run()
     finally:
         runner.state.unlock()
-    return BatchReport(results, runner.state.path, runner.stopping, runner.gate.limited_count, runner.progress.usage)
+    return BatchReport(results, runner.state.path, runner.stopping, runner.gate.limited_count, runner.progress.usage,
+                       runner.state_error)

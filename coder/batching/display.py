@@ -103,6 +103,8 @@ def summary(report: Any, progress: Progress, err: TextIO) -> None:
             if r.session_id:
                 line += f"  [dim](coder resume {escape(r.session_id)})[/]"
             console.print(line)
+    if report.state_error:
+        console.print(f"[bold red]coder: error: {escape(report.state_error)}[/]")
     waiting = counts.get("not_started", 0)
     if report.interrupted:
         console.print(f"stopped: {waiting} target(s) not started; run the same command again to go on "

@@ -103,6 +103,7 @@ class Batch:
         # workspace, its write) must not become the next sessions' instructions.
         self.notes = agents_text(workspace)
         self.callback_error: BaseException | None = None  # what on_result raised: it stops the batch
+        self.state_error: str | None = None  # the first failure to write the state file
         self.progress = Progress(total=len(targets))
         self.results: list[TargetResult] = []
         self._stopping = threading.Event()
@@ -218,9 +219,11 @@ class Batch:
                 self.state.record(result.target, status=result.status, session=result.session_id,
                                   files_changed=result.files_changed, error=result.error,
                                   tokens=result.usage.total_tokens, cost=result.usage.cost)
-            except OSError as e:
-                if result.error is None:
-                    result.error = f"the state file could not be written: {e.strerror}"
+            except OSError as e:  # the batch goes on, but it is no longer resumable: the report says so
+                with self._lock:
+                    self.state_error = self.state_error or (f"the state file {self.state.path} could not be "
+                                                            f"written ({e.strerror}): a re-run would not know "
+                                                            f"what this one did")
         with self.progress.lock:
             self.progress.running.pop(result.target, None)
             if result.status == "skipped":

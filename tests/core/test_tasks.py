@@ -368,3 +368,23 @@ def test_a_custom_tool_survives_arguments_nested_past_the_parser(server, make_ag
     result = agent.run_task("note it")
     assert result.ok and result.final_text == "done" and calls == []
     assert list(outputs(server.inputs[1]).values()) == ["Error: the arguments for note are nested too deeply."]
+
+
+def test_a_state_file_that_cannot_be_written_makes_the_report_not_ok(server, user_dirs, workspace: Path,
+                                                                     tmp_path: Path):
+    """The first target's result takes the state file's folder away: the batch goes on, and the report says
+    the state could not be kept (a re-run would not know what this run did), instead of ok."""
+    import shutil
+
+    for t in ("a.txt", "b.txt"):
+        (workspace / t).write_text(f"{t}\n")
+    _header_model(server)
+    folder = tmp_path / "state"
+    folder.mkdir()
+    report = coder.batch("Add a header to {file} now.", ["a.txt", "b.txt"], workspace=workspace, jobs=1,
+                         state=folder / "run.state.json", on_result=lambda r: shutil.rmtree(folder, True),
+                         base_url=server.base_url, model="gpt-5.3-codex")
+    assert not report.ok and report.state_error is not None
+    assert report.state_error.startswith(f"the state file {folder / 'run.state.json'} could not be written")
+    assert [r.target for r in report.results] == ["a.txt", "b.txt"]
+    assert report.results[0].status == "completed"
