@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 POLL_INTERVAL = (0.25, 2.0)  # background mode: first and largest wait between polls
 SLOW_POLL = 30.0  # the largest wait between polls with a 2h or 8h completion window
 CONTEXT_GAP = "\n\n"  # before the environment context in the first message
+STOPPED_AT_QUESTION = "The user stopped the turn at the approval question; the command did not run."
 CANCEL_TIMEOUT = 2.0  # how long a stopped run waits to tell the endpoint to cancel a background response
 
 
@@ -713,6 +714,8 @@ class Agent(ContextKeeping):
                 reason = (f"no sandbox is available here ({backend.detail}); it would run without isolation"
                           if no_sandbox else "not on the read-only allow list")
                 request = yield from self._ask(call, command, reason, escalate=no_sandbox)
+                if self.cancel_event.is_set():  # a stop at the question is a stop, not a no
+                    return ToolResult(STOPPED_AT_QUESTION, False, interrupted=True), 0.0
                 if not request.approved:
                     return ToolResult(f"The user denied this command; it did not run.{_note(request)}", False), 0.0
             if no_sandbox:
@@ -723,6 +726,9 @@ class Agent(ContextKeeping):
         if not (approvals.may_escalate() and backend.isolates and result.denied):
             return result, duration
         request = yield from self._ask(call, command, f"the sandbox blocked it: {result.denial}", escalate=True)
+        if self.cancel_event.is_set():
+            return replace(result, output=f"{result.output}\nThe user stopped the turn at the approval question; the "
+                                          "command was not re-run outside the sandbox.", interrupted=True), duration
         if not request.approved:
             declined = f"{result.output}\nThe user declined to re-run this command outside the sandbox.{_note(request)}"
             return replace(result, output=declined), duration

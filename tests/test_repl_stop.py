@@ -86,6 +86,7 @@ def test_ctrl_c_or_esc_at_an_approval_stops_the_turn(server, start, tmp_path: Pa
     assert_valid_history(body)
     outputs = [i for i in body if i["type"] == "function_call_output"]
     assert len(outputs) == 1 and "did not run" in outputs[0]["output"]
+    assert "denied" not in outputs[0]["output"]  # the model is told of a stop, not of a refusal
 
 
 def test_esc_is_still_alt_for_editing_and_only_stops_a_running_agent(server, start):

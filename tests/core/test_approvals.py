@@ -141,3 +141,21 @@ def test_without_a_sandbox_every_command_needs_a_yes(server, make_agent, workspa
     assert outputs(server, 1) == ["The user denied this command; it did not run."]
     assert (workspace / "a.txt").exists() and (workspace / "b.txt").exists()
     assert_valid_history(server.bodies[-1]["input"])
+
+
+def test_a_stop_at_the_question_is_a_stop_not_a_no(server, make_agent, workspace: Path):
+    """The user stops the turn while it asks (Ctrl-C at the question): the command does not run, the turn ends
+    interrupted, and the model is told of a stop, not of a refusal, when the conversation goes on."""
+    server.add(Reply([rc("touch stopped.txt")]), Reply([message("ok")]))
+    agent = make_agent(approval="untrusted")
+    events = []
+    for event in agent.run("make it"):
+        events.append(event)
+        if event.type == "approval.request":
+            agent.cancel()  # no answer: the stop lands while the question is open
+    assert events[-1].status == "interrupted"
+    (finished,) = events_of(events, "tool.finished")
+    assert finished.interrupted and not finished.ok
+    assert not (workspace / "stopped.txt").exists()
+    list(agent.run("never mind"))
+    assert outputs(server, 1) == ["The user stopped the turn at the approval question; the command did not run."]
