@@ -27,7 +27,7 @@ from coder.approvals import Approvals
 from coder.client import CONTEXT_FULL, Failure, Raw, ResponsesClient, error_code, new_request_id, retryable_code
 from coder.config import Config, ConfigError
 from coder.context import Meter
-from coder.conversation import INTERRUPTED, Conversation, developer_message, output_text
+from coder.conversation import INTERRUPTED, Conversation, developer_message, output_text, user_message
 from coder.images import ImageError, load_image
 from coder.keeping import ContextFull, ContextKeeping
 from coder.events import (
@@ -332,7 +332,7 @@ class Agent(ContextKeeping):
             # The first message of a conversation also says where and when it is: a part of its own, after a
             # blank line, so an endpoint that joins the parts does not glue it to the last sentence.
             context = environment_context(self.policy) if not self.conversation.items else None
-            self.conversation.add_message(user_message(prompt or "", parts, CONTEXT_GAP + context if context else None))
+            self.conversation.add_message(user_message(prompt or "", CONTEXT_GAP + context if context else None, parts))
         for text in self.conversation.deliver_queued():  # follow-ups that came after the last request
             yield FollowUpDelivered(text)
         run_usage = Usage()
@@ -734,14 +734,6 @@ class Agent(ContextKeeping):
             return replace(result, output=declined), duration
         rerun, more = self._execute(call, self._unsandboxed())
         return replace(rerun, output=f"Re-run outside the sandbox with the user's approval.\n{rerun.output}"), duration + more
-
-
-def user_message(text: str, images: list[dict[str, Any]], context: str | None) -> dict[str, Any]:
-    """The user's message: their text, their images, then (first message only) the environment context."""
-    parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}, *images]  # the text first, even empty
-    if context:
-        parts.append({"type": "input_text", "text": context})
-    return {"type": "message", "role": "user", "content": parts}
 
 
 def _distinct_calls(output: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str], list[str]]:

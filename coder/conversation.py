@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Item = dict[str, Any]
@@ -40,8 +40,9 @@ def encode(item: Item) -> str:
     return text
 
 
-def user_message(text: str, context: str | None = None) -> Item:
-    parts = [{"type": "input_text", "text": text}]
+def user_message(text: str, context: str | None = None, images: Sequence[Item] = ()) -> Item:
+    """A user message: the text (first, even empty), the images (input_image parts), then the context."""
+    parts: list[Item] = [{"type": "input_text", "text": text}, *images]
     if context:
         parts.append({"type": "input_text", "text": context})
     return {"type": "message", "role": "user", "content": parts}
