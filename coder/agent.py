@@ -264,10 +264,13 @@ class Agent(ContextKeeping):
         the change in a developer message appended to the conversation, as Codex does.
         """
         p = self.policy
-        self.policy = Policy.for_workspace(
-            p.workspace, mode, network=self.config.network, temp_dir=p.temp_dir, deny_read=p.deny_read,
-            limits=p.limits, writable_files=self.scope or None,  # a batch's file scope stays
-        )
+        try:
+            self.policy = Policy.for_workspace(
+                p.workspace, mode, network=self.config.network, temp_dir=p.temp_dir, deny_read=p.deny_read,
+                limits=p.limits, writable_files=self.scope or None,  # a batch's file scope stays
+            )
+        except ValueError as e:  # the scope's target is gone: no sandbox change, one line
+            raise ConfigError(f"{e}: the sandbox stays {p.mode.value}") from None
         self.tool_ctx = replace(self.tool_ctx, policy=self.policy, backend=None)
         if self.conversation.items:
             self.conversation.add_message(developer_message(sandbox_note(self.policy)))
@@ -694,7 +697,7 @@ class Agent(ContextKeeping):
     def _ask(self, call: dict[str, Any], command: str, reason: str, escalate: bool) -> Generator[Event, None, ApprovalRequest]:
         request = ApprovalRequest(call["call_id"], command, reason, escalate=escalate)
         yield request
-        if request.approved and request.always:
+        if request.approved and request.always and not self.cancel_event.is_set():
             self.approvals.trust(command)
         return request
 

@@ -136,11 +136,11 @@ class Checkpoints:
     @_one_line
     def __init__(self, workspace: Path, session_id: str, store_dir: Path, exclude: list[Path] | tuple[Path, ...] = (),
                  record: Record | None = None, others: Callable[[], Others] | None = None,
-                 scope: tuple[Path, ...] = ()) -> None:
+                 scope: Callable[[], tuple[Path, ...]] | None = None) -> None:
         """`exclude`: paths never read (the sandbox's deny list); `record`: where changes are written down;
         `others`: what other sessions in this place recorded (see `undo`); `scope`: the only files this
-        session's commands can write (a batch's file scope; empty: anything), so what else changes while
-        they run is another writer's, never the turn's."""
+        session's commands can write now (a batch's file scope, asked at each command: a sandbox change
+        can lift it; empty: anything), so what else changes while they run is another writer's."""
         self.workspace = Path(workspace).resolve()
         if not self.workspace.is_dir():
             raise CheckpointError(f"checkpoints: {workspace} is not a directory")
@@ -148,7 +148,7 @@ class Checkpoints:
         self._store_dir.mkdir(parents=True, exist_ok=True)
         self.record = record or (lambda r: None)
         self.others = others or Others
-        self._scope = {p.resolve().relative_to(self.workspace).as_posix() for p in scope}
+        self._scope = scope or (lambda: ())
         self.repo = Repository.find(self.workspace)
         self._snapshots: Snapshotter | None = None
         self.prefix = ""
@@ -279,12 +279,29 @@ class Checkpoints:
     def _account(self, turn: Turn, before: dict[str, Entry], after: dict[str, Entry], at: tuple[float, float],
                  uncertain: bool = False) -> None:
         turn.open_command = None
+        keep = self._scope_rels()
         for rel in sorted(before.keys() | after.keys()):
-            if self._scope and rel not in self._scope:
+            if keep is not None and rel not in keep:
                 continue  # the sandbox let the command write nothing else: another session's doing, or the user's
             if not same(before.get(rel), after.get(rel)):
                 self._change(turn, rel, before.get(rel), after.get(rel), uncertain, at)
         self.record({"type": "command-end", "turn": turn.number})
+
+    def _scope_rels(self) -> set[str] | None:
+        """The workspace paths a command could change under the file scope; None: any (no scope, or a target
+        with another name, a hard link, which changes with it)."""
+        files = self._scope()
+        if not files:
+            return None
+        rels = set()
+        for path in files:
+            try:
+                if os.stat(path).st_nlink > 1:
+                    return None
+                rels.add(Path(os.path.realpath(path)).relative_to(self.workspace).as_posix())
+            except (OSError, ValueError):
+                continue
+        return rels
 
     def _change(self, turn: Turn, rel: str, pre: Entry | None, post: Entry | None, uncertain: bool = False,
                 at: tuple[float, float] = (0.0, 0.0)) -> None:

@@ -125,7 +125,7 @@ class Session:
             self.checkpoints = Checkpoints(agent.workspace, info.id, directory, exclude=agent.policy.deny_read,
                                            record=self.transcript.write,
                                            others=lambda: others_here(info.id, agent.workspace),
-                                           scope=agent.policy.writable_files)
+                                           scope=lambda: agent.policy.writable_files)
         except CheckpointError as e:
             self.warnings.append(f"undo is not available in this session: {e}")
         self._later: list[str] = []  # notices from inside a tool call, shown when the turn ends

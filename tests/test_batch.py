@@ -898,3 +898,30 @@ def test_a_glob_match_that_links_out_of_the_workspace_is_left_out(server, env, p
     for t in targets:
         assert (project / t).read_text() == after(t), t
     assert sorted(state(tmp_path / "task.md.state.json")) == targets
+
+
+def test_shards_slice_the_same_list_whatever_state_files_exist_by_then(server, env, project: Path):
+    """The prompt and the state files sit among the targets ('*'): they are left out before the slicing, so
+    the second shard, which finds the first one's state file, still gets the other half of the same list."""
+    targets = make_files(project, ["b.py", "c.py", "d.py"])
+    (project / "a_task.md").write_text(PROMPT)
+    Model(server)
+    seen = []
+    for i in (1, 2):  # one after the other, as CI jobs may run
+        r = coder("batch", "a_task.md", "--files", "*", "--shard", f"{i}/2", "-m", "gpt-5.4", "--json",
+                  env=env, cwd=project)
+        assert r.returncode == 0, r.stderr
+        seen.append(sorted(lines(r.stdout)))
+    assert seen == [["b.py", "d.py"], ["c.py"]]
+    assert [(project / t).read_text() for t in targets] == [after(t) for t in targets]
+
+
+def test_a_hard_link_to_a_listed_file_is_no_second_target(server, env, project: Path):
+    targets = make_files(project, ["a.py", "b.py"])
+    os.link(project / "a.py", project / "z.py")
+    model = Model(server)
+    r = run(project, env, "--files", "*.py", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(lines(r.stdout)) == targets
+    assert "left out 1 other name(s) (hard links) of files already listed: z.py" in r.stderr
+    assert sum(model.requests.values()) == 4

@@ -63,10 +63,33 @@ def select(workspace: Path, *, files: Sequence[str] | None = None, globs: Sequen
         chosen = t.from_globs(workspace, list(globs), notes)
     else:
         chosen = t.from_list(workspace, str(from_list))
+    chosen = _one_name_each(workspace, chosen, notes)
     if shard is not None:
         i, n = t.parse_shard(shard) if isinstance(shard, str) else shard
         chosen = t.shard(chosen, i, n)
     return chosen
+
+
+def _one_name_each(workspace: Path, chosen: list[str], notes: list[str] | None) -> list[str]:
+    """The targets with one name per file: hard links to a file already listed are left out (two sessions
+    would write one file at once)."""
+    seen: set[tuple[int, int]] = set()
+    out, dropped = [], []
+    for rel in chosen:
+        try:
+            st = os.stat(workspace / rel)
+        except OSError:
+            out.append(rel)
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dropped.append(rel)
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        out.append(rel)
+    if dropped and notes is not None:
+        notes.append(f"left out {len(dropped)} other name(s) (hard links) of files already listed: "
+                     + ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else ""))
+    return out
 
 
 def prepare(template: str, workspace: Path, config: Config, *, files: Sequence[str] | None = None,
@@ -86,17 +109,21 @@ def prepare(template: str, workspace: Path, config: Config, *, files: Sequence[s
             check_strict(output_schema, "output_schema")
         except SchemaError as e:
             raise ConfigError(str(e)) from None
+    from coder.batching import targets as t
+
     notes: list[str] = []
-    chosen = select(workspace, files=files, globs=globs, from_list=from_list, shard=shard, notes=notes)
+    chosen = select(workspace, files=files, globs=globs, from_list=from_list, notes=notes)
     template, added = with_file_mark(template)
     if added:
         notes.append("the prompt has no {file}: each session's prompt ends with its target's path")
     path = shard_path(state, *parse_shard(shard)) if state is not None and shard else state
     store = State(path, state, prompt_digest(template))
     never = {os.path.realpath(p) for p in (*own, *store.family())}
-    chosen = [t for t in chosen if os.path.realpath(workspace / t) not in never]
-    if not chosen:
+    chosen = [c for c in chosen if os.path.realpath(workspace / c) not in never]  # before the shard's slice:
+    if not chosen:  # every shard must slice the same list, whichever state files exist by then
         raise ConfigError("no targets left: the patterns matched only the batch's own prompt and state files")
+    if shard is not None:
+        chosen = t.shard(chosen, *parse_shard(shard))
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     runner = Batch(template, chosen, workspace=workspace, config=config, state=store,

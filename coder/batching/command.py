@@ -23,6 +23,7 @@ def run_batch(args: Any) -> int:
     from coder.config import check_workspace, load_config, workspace_dir
     from coder.exec import read_prompt_file, stop_on_hangup
 
+    stopped_by = stop_on_hangup()  # from the start: a SIGTERM at any point is 143, not 130
     workspace = workspace_dir(args.cd)
     prompt_file = Path(args.prompt_file).expanduser().absolute()
     template = read_prompt_file(args.prompt_file, "the prompt file")
@@ -71,7 +72,6 @@ def run_batch(args: Any) -> int:
             err.write("coder: warning: no sandbox is available here: commands will be refused (the file tools "
                       "still work); see the README's Sandbox section\n")
 
-    stopped_by = stop_on_hangup()
     if err.isatty() and not args.quiet and not args.json:
         with display.live(runner.progress, err):
             report = batching.run(runner, loaded)

@@ -106,6 +106,8 @@ def summary(report: Any, progress: Progress, err: TextIO) -> None:
     if report.state_error:
         console.print(f"[bold red]coder: error: {escape(report.state_error)}[/]")
     waiting = counts.get("not_started", 0)
+    if report.state_error:
+        return  # without the state file a re-run would start over: no advice that says otherwise
     if report.interrupted:
         console.print(f"stopped: {waiting} target(s) not started; run the same command again to go on "
                       "(targets that succeeded are skipped)")

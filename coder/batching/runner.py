@@ -135,19 +135,23 @@ class Batch:
         if todo:
             import openai  # noqa: F401  once, here: in the first worker it would hold up every other one
         pool = ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(todo))), thread_name_prefix="coder-batch")
-        futures = [pool.submit(self._one, target) for target in todo]
+        futures: list[Any] = []
         try:
+            for target in todo:
+                futures.append(pool.submit(self._one, target))
             _wait(futures)
         except KeyboardInterrupt:
             self.stop()
         finally:
             while True:  # however often Ctrl-C is pressed: the sessions end cleanly, then the batch
                 try:
+                    if self.stopping:
+                        self.stop()  # again: a target submitted while the first stop ran is cancelled too
                     _wait(futures)
                     pool.shutdown(wait=True)
                     break
                 except KeyboardInterrupt:
-                    self.stop()
+                    self._stopping.set()
         order = {t: i for i, t in enumerate(self.targets)}
         return sorted(self.results, key=lambda r: order[r.target])
 
@@ -191,7 +195,7 @@ class Batch:
                 return Result("failed", error=str(e), error_code="recording")
             with self._lock:
                 self._agents[target] = agent
-            self.state.record(target, status="running", session=session.id)
+            self._record(target, status="running", session=session.id)
             try:
                 def watch(event: Event) -> None:
                     if self.stopping:  # a stop that came before this run began (the run clears a cancel)
@@ -203,6 +207,10 @@ class Batch:
                 if self.stopping:
                     return Result("interrupted", session_id=session.id)
                 return session.run_task(self.template.replace("{file}", target), on_event=watch)
+            except Exception as e:  # after the session began: the failure keeps its id, for coder resume
+                first = str(e).splitlines()[0] if str(e) else ""
+                return Result("failed", session_id=session.id, error_code="error",
+                              error=f"{type(e).__name__}: {first}" if first else type(e).__name__)
             finally:
                 with self._lock:
                     self._agents.pop(target, None)
@@ -215,15 +223,9 @@ class Batch:
             for secret in self.secrets:  # an endpoint may quote the key back in its error
                 result.error = result.error.replace(secret, "[REDACTED]")
         if record:
-            try:
-                self.state.record(result.target, status=result.status, session=result.session_id,
-                                  files_changed=result.files_changed, error=result.error,
-                                  tokens=result.usage.total_tokens, cost=result.usage.cost)
-            except OSError as e:  # the batch goes on, but it is no longer resumable: the report says so
-                with self._lock:
-                    self.state_error = self.state_error or (f"the state file {self.state.path} could not be "
-                                                            f"written ({e.strerror}): a re-run would not know "
-                                                            f"what this one did")
+            self._record(result.target, status=result.status, session=result.session_id,
+                         files_changed=result.files_changed, error=result.error,
+                         tokens=result.usage.total_tokens, cost=result.usage.cost)
         with self.progress.lock:
             self.progress.running.pop(result.target, None)
             if result.status == "skipped":
@@ -242,6 +244,17 @@ class Batch:
             except BaseException as e:  # a closed pipe, a script's bug: the batch stops, the error is kept
                 self.callback_error = e
                 self.stop()
+
+
+    def _record(self, target: str, **fields: Any) -> None:
+        """A target's record in the state file; a failure to write it does not stop the batch, but the report
+        says the batch is no longer resumable (state_error)."""
+        try:
+            self.state.record(target, **fields)
+        except OSError as e:
+            with self._lock:
+                self.state_error = self.state_error or (f"the state file {self.state.path} could not be written "
+                                                        f"({e.strerror}): a re-run would not know what this one did")
 
 
 def _wait(futures: list[Any]) -> None:

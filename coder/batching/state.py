@@ -54,6 +54,17 @@ def _family(base: Path) -> list[Path]:
                   if n == base.name or (n.startswith(stem + ".shard-") and n.endswith(SUFFIX)))
 
 
+def _locks(base: Path) -> list[Path]:
+    """The lock files of the batch's state file and its shards' (those that exist: runs going on now)."""
+    stem = _stem(base)
+    try:
+        names = os.listdir(base.parent)
+    except OSError:
+        return []
+    return [base.parent / n for n in names if n == base.name + ".lock"
+            or (n.startswith(stem + ".shard-") and n.endswith(SUFFIX + ".lock"))]
+
+
 def _well_formed(record: Any) -> bool:
     """A record as this module writes it: what a re-run relies on has the type it expects."""
     return (isinstance(record, dict) and isinstance(record.get("status"), str)
@@ -149,7 +160,8 @@ class State:
         """Every file of this state's (its own, its lock, its shards'): never a batch's target."""
         if self.path is None:
             return set()
-        return {self.path, self._lock_path(), *_family(self.base)} if self.base else {self.path, self._lock_path()}
+        family = {*_family(self.base), *_locks(self.base)} if self.base else set()
+        return {self.path, self._lock_path(), *family}
 
     def done(self, target: str) -> bool:
         return (self.targets.get(target) or {}).get("status") == DONE

@@ -248,12 +248,14 @@ def _sandbox(repl: "Repl", arg: str) -> bool:
         backend = repl.agent.tool_ctx.backend
         repl.say(f"sandbox: {repl.agent.policy.mode.value} · {backend.name}: {backend.detail}")
         return True
+    from coder.config import ConfigError
+
     try:
         mode = Mode.parse(arg)
-    except ValueError as e:
+        repl.agent.set_sandbox(mode)
+    except (ValueError, ConfigError) as e:  # a bad word, or a batch session's target that is gone
         repl.error(str(e))
         return True
-    repl.agent.set_sandbox(mode)
     repl.session.settings_changed()
     backend = repl.agent.tool_ctx.backend
     repl.say(f"sandbox is now {mode.value} ({backend.name})")

@@ -388,3 +388,28 @@ def test_a_state_file_that_cannot_be_written_makes_the_report_not_ok(server, use
     assert report.state_error.startswith(f"the state file {folder / 'run.state.json'} could not be written")
     assert [r.target for r in report.results] == ["a.txt", "b.txt"]
     assert report.results[0].status == "completed"
+
+
+def test_a_lifted_file_scope_lets_undo_see_what_commands_change(server, user_dirs, repo: Path):
+    """A resumed batch session switched to full access: its commands may write anything, so its checkpoints
+    count anything they change again (the scope filter follows the sandbox in force, not the first one)."""
+    from coder.sessions import Session
+    from sandbox.policy import Mode
+    from tests.conftest import rc
+
+    (repo / "a.py").write_text("a = 1\n")
+    (repo / "b.py").write_text("b = 1\n")
+    server.add(Reply([rc("echo more >> b.py")]), Reply([message("done")]))
+    agent = Agent(Config(base_url=server.base_url, model="gpt-5.3-codex", max_retries=1), repo,
+                  writable_files=["a.py"])
+    session = Session.create(agent)
+    try:
+        agent.set_sandbox(Mode.FULL_ACCESS)
+        result = session.run_task("append to b")
+        assert result.ok and (repo / "b.py").read_text() == "b = 1\nmore\n"
+        assert result.files_changed == ["b.py"]
+        undone = session.undo()
+        assert (repo / "b.py").read_text() == "b = 1\n" and "b.py" in undone.restored
+    finally:
+        session.close()
+        agent.close()
