@@ -144,18 +144,16 @@ def _renderer(args: Any, config: Any):
     return progress.plain_renderer(sys.stderr, config)
 
 
-def read_prompt_file(path: str, what: str = "--prompt-file") -> str:
-    """A task kept in a file (`what`: how the user named the file)."""
-    from coder.userfiles import read_text
-
-    return read_text(path, what)
-
-
 def _prompt(args: Any) -> str:
     """The task: the argument (or stdin for -, or --prompt-file), with piped input after it when there is some."""
     if args.prompt == "-":
         return read_stdin("the prompt")
-    prompt = args.prompt if args.prompt is not None else read_prompt_file(args.prompt_file)
+    if args.prompt is None:
+        from coder.userfiles import read_text
+
+        prompt = read_text(args.prompt_file, "--prompt-file")
+    else:
+        prompt = args.prompt
     if prompt.strip() and getattr(args, "command", None) == "exec" and stdin_piped():
         piped = read_stdin("the piped input", PIPED_LIMIT)
         if piped.strip():

@@ -44,9 +44,8 @@ def with_file_mark(template: str) -> tuple[str, bool]:
 
 
 def select(workspace: Path, *, files: Sequence[str] | None = None, globs: Sequence[str] | None = None,
-           from_list: str | None = None, shard: str | tuple[int, int] | None = None,
-           notes: list[str] | None = None) -> list[str]:
-    """The targets (workspace-relative paths): given, matched, or listed; then the shard's share. `notes` gets
+           from_list: str | None = None, notes: list[str] | None = None) -> list[str]:
+    """The targets (workspace-relative paths): given, matched, or listed, one name per file. `notes` gets
     what the user should hear of (matches left out)."""
     from coder.batching import targets as t
 
@@ -63,11 +62,7 @@ def select(workspace: Path, *, files: Sequence[str] | None = None, globs: Sequen
         chosen = t.from_globs(workspace, list(globs), notes)
     else:
         chosen = t.from_list(workspace, str(from_list))
-    chosen = _one_name_each(workspace, chosen, notes)
-    if shard is not None:
-        i, n = t.parse_shard(shard) if isinstance(shard, str) else shard
-        chosen = t.shard(chosen, i, n)
-    return chosen
+    return _one_name_each(workspace, chosen, notes)
 
 
 def _one_name_each(workspace: Path, chosen: list[str], notes: list[str] | None) -> list[str]:
@@ -101,7 +96,7 @@ def prepare(template: str, workspace: Path, config: Config, *, files: Sequence[s
     notes for the user (matches left out, a prompt without {file}). `state`: the batch's state file (None:
     none), a shard's own file beside it; `own`: more files that are never targets (the prompt file)."""
     from coder.batching.state import State, prompt_digest, shard_path
-    from coder.batching.targets import parse_shard
+    from coder.batching.targets import parse_shard, shard as slice_of
     from coder.schemas import SchemaError, check_strict
 
     if output_schema is not None:
@@ -109,8 +104,6 @@ def prepare(template: str, workspace: Path, config: Config, *, files: Sequence[s
             check_strict(output_schema, "output_schema")
         except SchemaError as e:
             raise ConfigError(str(e)) from None
-    from coder.batching import targets as t
-
     notes: list[str] = []
     chosen = select(workspace, files=files, globs=globs, from_list=from_list, notes=notes)
     template, added = with_file_mark(template)
@@ -123,11 +116,10 @@ def prepare(template: str, workspace: Path, config: Config, *, files: Sequence[s
     if not chosen:  # every shard must slice the same list, whichever state files exist by then
         raise ConfigError("no targets left: the patterns matched only the batch's own prompt and state files")
     if shard is not None:
-        chosen = t.shard(chosen, *parse_shard(shard))
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        chosen = slice_of(chosen, *parse_shard(shard))
     runner = Batch(template, chosen, workspace=workspace, config=config, state=store,
-                   jobs=jobs or (4 if scope == "file" else 1), scope=scope, output_schema=output_schema,
+                   jobs=jobs if jobs is not None else (4 if scope == "file" else 1), scope=scope,
+                   output_schema=output_schema,
                    on_result=on_result)
     return runner, notes
 

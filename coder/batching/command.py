@@ -21,12 +21,13 @@ def run_batch(args: Any) -> int:
     from coder.batching import display
     from coder.batching.state import default_path
     from coder.config import check_workspace, load_config, workspace_dir
-    from coder.exec import read_prompt_file, stop_on_hangup
+    from coder.exec import stop_on_hangup
+    from coder.userfiles import read_text
 
     stopped_by = stop_on_hangup()  # from the start: a SIGTERM at any point is 143, not 130
     workspace = workspace_dir(args.cd)
     prompt_file = Path(args.prompt_file).expanduser().absolute()
-    template = read_prompt_file(args.prompt_file, "the prompt file")
+    template = read_text(args.prompt_file, "the prompt file")
     if not template.strip():
         raise ConfigError(f"{args.prompt_file} is empty: write the task in it, with {{file}} where the target's path goes")
     config, notices = load_config(

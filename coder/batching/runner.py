@@ -165,9 +165,7 @@ class Batch:
         try:
             result = self._session(target)
         except Exception as e:  # whatever it was (a bug of coder's, say), it is this target's failure only
-            first = str(e).splitlines()[0] if str(e) else ""
-            result = Result("failed", error=f"{type(e).__name__}: {first}" if first else type(e).__name__,
-                            error_code="error")
+            result = Result("failed", error=_one_line(e), error_code="error")
         self._finish(TargetResult(target, result.status, session_id=result.session_id,
                                   files_changed=result.files_changed, usage=result.usage, error=result.error,
                                   error_code=result.error_code, seconds=time.monotonic() - started,
@@ -208,9 +206,7 @@ class Batch:
                     return Result("interrupted", session_id=session.id)
                 return session.run_task(self.template.replace("{file}", target), on_event=watch)
             except Exception as e:  # after the session began: the failure keeps its id, for coder resume
-                first = str(e).splitlines()[0] if str(e) else ""
-                return Result("failed", session_id=session.id, error_code="error",
-                              error=f"{type(e).__name__}: {first}" if first else type(e).__name__)
+                return Result("failed", session_id=session.id, error=_one_line(e), error_code="error")
             finally:
                 with self._lock:
                     self._agents.pop(target, None)
@@ -255,6 +251,12 @@ class Batch:
             with self._lock:
                 self.state_error = self.state_error or (f"the state file {self.state.path} could not be written "
                                                         f"({e.strerror}): a re-run would not know what this one did")
+
+
+def _one_line(e: Exception) -> str:
+    """An unexpected exception as a target's reason: its type and its first line."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def _wait(futures: list[Any]) -> None:

@@ -43,26 +43,16 @@ def shard_path(base: Path, i: int, n: int) -> Path:
     return base.with_name(f"{_stem(base)}.shard-{i}-of-{n}{SUFFIX}")
 
 
-def _family(base: Path) -> list[Path]:
-    """The batch's state file and its shards' files, those that exist."""
+def _family(base: Path, ending: str = "") -> list[Path]:
+    """The batch's state file and its shards' files that exist, or with `ending` ".lock" their lock files
+    (those of runs going on now)."""
     stem = _stem(base)
     try:
         names = os.listdir(base.parent)
     except OSError:
         return []
-    return sorted(base.parent / n for n in names
-                  if n == base.name or (n.startswith(stem + ".shard-") and n.endswith(SUFFIX)))
-
-
-def _locks(base: Path) -> list[Path]:
-    """The lock files of the batch's state file and its shards' (those that exist: runs going on now)."""
-    stem = _stem(base)
-    try:
-        names = os.listdir(base.parent)
-    except OSError:
-        return []
-    return [base.parent / n for n in names if n == base.name + ".lock"
-            or (n.startswith(stem + ".shard-") and n.endswith(SUFFIX + ".lock"))]
+    return sorted(base.parent / n for n in names if n == base.name + ending
+                  or (n.startswith(stem + ".shard-") and n.endswith(SUFFIX + ending)))
 
 
 def _well_formed(record: Any) -> bool:
@@ -160,7 +150,7 @@ class State:
         """Every file of this state's (its own, its lock, its shards'): never a batch's target."""
         if self.path is None:
             return set()
-        family = {*_family(self.base), *_locks(self.base)} if self.base else set()
+        family = {*_family(self.base), *_family(self.base, ".lock")} if self.base else set()
         return {self.path, self._lock_path(), *family}
 
     def done(self, target: str) -> bool:

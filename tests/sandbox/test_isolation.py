@@ -22,14 +22,8 @@ from coder.tools.base import ToolContext
 from coder.tools.run_command import TOOL
 from sandbox import backends
 from sandbox.policy import Mode, Policy
-from tests.conftest import assert_stopped, heartbeat, require_backend, unavailable
+from tests.conftest import assert_stopped, heartbeat, unavailable
 
-
-
-@pytest.fixture(params=["landlock", "bwrap"])
-def backend(request) -> backends.Backend:
-    require_backend(request.param)
-    return backends.get(request.param)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from coder.tools.run_command import TOOL
 from sandbox import backends
 from sandbox.policy import Mode, Policy
 from tests.conftest import require_backend, unavailable
-from tests.sandbox.test_scope import tree  # noqa: F401  (the fixture: src/a.py, src/b.py, other.py)
 
 OPS = r"""
 import errno, os, sys
@@ -45,19 +44,6 @@ for path in sys.argv[2:]:
             print(f"py {op} {path}: {errno.errorcode.get(e.errno, e.errno)}")
 """
 Y2000 = 946684800  # what `touch -d 2000-01-01 ...` and the Python utime set (near enough: a day, by the time zone)
-
-
-@pytest.fixture(params=["landlock", "bwrap"])
-def backend(request) -> backends.Backend:
-    require_backend(request.param)
-    return backends.get(request.param)
-
-
-@pytest.fixture
-def temp(tmp_path: Path) -> Path:
-    d = tmp_path / "private-tmp"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture

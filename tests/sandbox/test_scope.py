@@ -21,26 +21,8 @@ from coder.tools.run_command import TOOL
 from sandbox import backends
 from sandbox.paths import PathDenied, resolve_write
 from sandbox.policy import Mode, Policy
-from tests.conftest import require_backend
 
 TARGET = "src/a.py"
-
-
-@pytest.fixture
-def tree(workspace: Path) -> Path:
-    """src/a.py (the target), src/b.py (another session's target), other.py."""
-    (workspace / "src").mkdir()
-    (workspace / "src" / "a.py").write_text("a = 1\n")
-    (workspace / "src" / "b.py").write_text("b = 1\n")
-    (workspace / "other.py").write_text("other = 1\n")
-    return workspace
-
-
-@pytest.fixture
-def temp(tmp_path: Path) -> Path:
-    d = tmp_path / "private-tmp"
-    d.mkdir()
-    return d
 
 
 def scoped_policy(workspace: Path, temp: Path, secret_dir: Path, *targets: str) -> Policy:
@@ -55,12 +37,6 @@ def context(policy: Policy, temp: Path, tmp_path: Path, backend: backends.Backen
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return ToolContext(policy=policy, env=env, default_timeout=20, backend=backend,
                        registry=tmp_path / "placeholders")
-
-
-@pytest.fixture(params=["landlock", "bwrap"])
-def backend(request) -> backends.Backend:
-    require_backend(request.param)
-    return backends.get(request.param)
 
 
 @pytest.fixture
