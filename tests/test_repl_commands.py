@@ -41,7 +41,8 @@ def test_status_names_model_sandbox_approvals_context_session_and_config_files(s
     term.wait_for("completed ·")
     term.type("/status")
     term.press("Enter")
-    screen = term.wait_for(r"config files")
+    # Not "config files": the completion menu's description of /status says that too, before Enter lands.
+    screen = term.wait_for(re.escape(str(project_config)))
     shown = " ".join(screen.split("› /status")[-1].split())
     assert "model gpt-5.3-codex · reasoning effort low" in shown
     assert re.search(r"sandbox workspace-write · \w+", shown)
